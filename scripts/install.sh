@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv and install the pinned requirements into it (idempotent, quiet when done).
+# Usage: scripts/install.sh [requirements file, default requirements.txt]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requirements="${1:-requirements.txt}"
+python3 -m venv .venv
+stamp=".venv/.installed-$(cat "$requirements" requirements.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    .venv/bin/pip install --quiet --upgrade pip
+    # torch before anything that depends on it, or pip picks a build we did not choose
+    .venv/bin/pip install --quiet torch==2.13.0
+    .venv/bin/pip install --quiet -r "$requirements"
+    touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""SenseVoiceSmall speech recognition served from one long-lived process."""
