@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import gradio as gr
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from sensevoice_server.engine import Engine
 from sensevoice_server.errors import Busy, ServiceError
 from sensevoice_server.metrics import Metrics
-from sensevoice_server.middleware import RequestMetrics
-from sensevoice_server.routes import health, metrics, native, openai
+from sensevoice_server.middleware import RefuseOtherMethods, RequestMetrics
+from sensevoice_server.routes import cache, health, metrics, native, openai, stream
 from sensevoice_server.routes.native import error_type
 from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
@@ -40,6 +41,7 @@ def create_app(
         engine.start()  # loads in the worker thread: /health answers meanwhile
         yield
         engine.close(timeout=60)
+        transcriber.close()
 
     app = FastAPI(
         title="SenseVoice speech recognition",
@@ -52,10 +54,11 @@ def create_app(
     app.add_exception_handler(ServiceError, service_error_response)
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(HTTPException, http_error_response)
-    routers = [module.router for module in (health, metrics, native, openai)]
+    routers = [module.router for module in (health, metrics, native, openai, cache, stream)]
     for router in routers:
         app.include_router(router)
     api_paths = {route.path for router in routers for route in router.routes}
+    app.add_middleware(RefuseOtherMethods, allowed=allowed_methods(routers))
     app.add_middleware(RequestMetrics, metrics=transcriber.metrics, api_paths=api_paths)
 
     blocks = build_ui(transcriber).queue(
@@ -113,6 +116,18 @@ async def http_error_response(request: Request, error: Exception) -> JSONRespons
     assert isinstance(error, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
     return error_response(error.status_code, str(error.detail), code, headers=error.headers)
+
+
+def allowed_methods(routers: list[APIRouter]) -> dict[str, set[str]]:
+    allowed: dict[str, set[str]] = {}
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                allowed.setdefault(route.path, set()).update(route.methods)
+    for methods in allowed.values():
+        if "GET" in methods:
+            methods.add("HEAD")
+    return allowed
 
 
 def _ui_auth(settings: Settings) -> tuple[str, str] | None:

@@ -184,7 +184,15 @@ class Engine:
         return self._pending
 
     def stop_accepting(self) -> None:
+        """Refuse new work (and report not ready) while what is queued still runs."""
         self._accepting = False
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or running; False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self._pending
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish what is queued (within `timeout`), end the worker."""

@@ -6,10 +6,13 @@ process and read each one's numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
+from sensevoice_server.cache import ResultCache
 from sensevoice_server.transcript import Transcript
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -45,6 +48,9 @@ class Metrics:
         self.events = Counter(
             "sensevoice_event", "Segments by detected audio event.", ["event"], registry=r
         )
+        self.inferences = Counter(
+            "sensevoice_model_inferences", "Jobs the model ran (cache hits run none).", registry=r
+        )
         self.queue_depth = Gauge(
             "sensevoice_queue_depth", "Jobs waiting for or running on the model.", registry=r
         )
@@ -56,6 +62,9 @@ class Metrics:
         self.queue_depth.set_function(queue_depth)
         self.model_loaded.set_function(loaded)
 
+    def watch_cache(self, cache: ResultCache) -> None:
+        self.registry.register(_CacheCollector(cache))
+
     def observe_transcript(self, transcript: Transcript, processing_s: float) -> None:
         self.audio_seconds.inc(transcript.duration)
         if transcript.duration > 0:
@@ -65,3 +74,21 @@ class Metrics:
             self.emotions.labels(segment.emotion or "unknown").inc()
             for event in segment.events:
                 self.events.labels(event).inc()
+
+
+class _CacheCollector(Collector):
+    """Exports the cache's own counters at scrape time (it keeps plain ints, not metrics)."""
+
+    def __init__(self, cache: ResultCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, doc in (
+            ("hits", "Requests answered from the result cache."),
+            ("misses", "Requests the result cache could not answer."),
+            ("errors", "Result-cache failures served as misses (store down, corrupt entry)."),
+            ("coalesced", "Requests that waited for an identical one instead of computing."),
+        ):
+            family = CounterMetricFamily(f"sensevoice_cache_{name}", doc)
+            family.add_metric([], getattr(self.cache, name))
+            yield family

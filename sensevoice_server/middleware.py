@@ -9,6 +9,7 @@ import json
 import logging
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sensevoice_server.metrics import Metrics
@@ -62,3 +63,28 @@ class RequestMetrics:
                         ensure_ascii=False,
                     )
                 )  # fmt: skip
+
+
+class RefuseOtherMethods:
+    """Answer 405 for a method an API path does not take.
+
+    Gradio is mounted at `/` and matches every path, so without this Starlette hands
+    `TRACE /v1/models` to Gradio, which answers 404 instead of 405.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: dict[str, set[str]]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods = self.allowed.get(scope["path"]) if scope["type"] == "http" else None
+        if methods is None or scope["method"] in methods:
+            await self.app(scope, receive, send)
+            return
+        body = {"error": {"message": f"Method {scope['method']} is not allowed here.",
+                          "type": "invalid_request_error", "param": None,
+                          "code": "method_not_allowed"}}  # fmt: skip
+        response = JSONResponse(
+            body, status_code=405, headers={"Allow": ", ".join(sorted(methods))}
+        )
+        await response(scope, receive, send)

@@ -74,6 +74,38 @@ class Settings(BaseSettings):
     """Gradio events that may wait in Gradio's own queue."""
     max_batch_files: int = Field(32, ge=1)
     """Files accepted in one /api/batch request."""
+    drain_timeout_s: float = Field(120.0, ge=0)
+    """On SIGTERM, how long to finish running and queued work before exiting."""
+
+    # --- live streaming -----------------------------------------------------------------
+    live_max_sessions: int = Field(8, ge=0)
+    """Live streams (WebSocket and the UI's Live tab) one process holds at once; more are
+    refused (close code 1013). 0 turns live streaming off."""
+    live_idle_timeout_s: float = Field(30.0, gt=0)
+    """A live stream whose client sends nothing for this long is closed; time spent waiting
+    for the model does not count."""
+    live_max_session_s: float = Field(4 * 3600.0, gt=0)
+    """Longest a live stream may last."""
+    live_vad_threshold: float = Field(0.5, gt=0.15, lt=1.0)
+    """silero VAD speech probability that opens an utterance (it ends below this - 0.15)."""
+    live_end_silence_ms: int = Field(500, ge=100)
+    """Silence that ends an utterance and triggers its final result."""
+    live_max_utterance_s: float = Field(15.0, ge=2.0)
+    """An utterance still going after this long is cut, and the cut part gets a final."""
+    live_partial_interval_s: float = Field(0.8, ge=0.2)
+    """Least time (and new audio) between two partial results of one stream."""
+    live_resume_ttl_s: float = Field(300.0, ge=0)
+    """How long an ended stream's session_id keeps its segment numbering for a reconnect."""
+
+    # --- result cache ---------------------------------------------------------------
+    cache_url: str = "sqlite"
+    """sqlite (a file under ~/.cache/sensevoice), sqlite:///abs/path.sqlite3,
+    redis://host:6379/0 (shared by several processes or machines), or none."""
+    cache_ttl_s: float = Field(7 * 24 * 3600, ge=0)
+    """How long a cached transcript is kept, in seconds (0: forever)."""
+    cache_max_mb: float = Field(512.0, gt=0)
+    """Size cap of the SQLite cache in megabytes; least recently used entries go first.
+    (Redis is bounded by its own maxmemory policy.)"""
 
     # --- access -------------------------------------------------------------------------
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -97,8 +97,9 @@ def describe(result: TranscriptionResult | None) -> str:
     if result is None:
         return ""
     transcript = result.transcript
-    return (
-        f"**Audio** {transcript.duration:.1f} s · **language** {transcript.language} · "
-        f"**processing** {result.processing_ms / 1000:.2f} s "
-        f"(model {result.inference_ms / 1000:.2f} s)"
-    )
+    timing = f"**processing** {result.processing_ms / 1000:.2f} s"
+    if result.from_cache:
+        timing = f"⚡ **from cache** in {result.processing_ms:.0f} ms"
+    else:
+        timing += f" (model {result.inference_ms / 1000:.2f} s)"
+    return f"**Audio** {transcript.duration:.1f} s · **language** {transcript.language} · {timing}"

@@ -61,26 +61,36 @@ async def batch(
     if len(files) > limit:
         raise BadRequest(f"A batch may hold at most {limit} files; this one has {len(files)}.")
     options = DecodeOptions(language, use_itn)
-    # Two in flight keep the worker fed (one decoding while the other runs) without
+    uploads: list[bytes | ServiceError] = []
+    for file in files:
+        try:
+            uploads.append(await read_upload(file, transcriber.limits))
+        except ServiceError as error:
+            uploads.append(error)
+    # Every file is looked up first; only the misses go to the engine.
+    cached = [
+        None if isinstance(data, ServiceError) else await transcriber.lookup(data, options)
+        for data in uploads
+    ]
+    # Two misses in flight keep the worker fed (one decoding while the other runs) without
     # filling the engine queue that other users share.
     gate = asyncio.Semaphore(2)
 
-    async def one(index: int, file: UploadFile) -> BatchItemOut:
-        async with gate:
-            try:
-                data = await read_upload(file, transcriber.limits)
-                result = await transcriber.transcribe(data, options)
-            except ServiceError as error:
-                return BatchItemOut(
-                    index=index, filename=file.filename, status=error.status,
-                    error=ErrorBody(message=error.message, type=error_type(error.status),
-                                    code=error.code),
-                )  # fmt: skip
-        return BatchItemOut(
-            index=index, filename=file.filename, status=200, result=TranscriptionOut.of(result)
-        )
+    async def one(index: int) -> BatchItemOut:
+        name, data, hit = files[index].filename, uploads[index], cached[index]
+        try:
+            if isinstance(data, ServiceError):
+                raise data
+            if hit is None:
+                async with gate:
+                    hit = await transcriber.transcribe(data, options, looked_up=True)
+        except ServiceError as error:
+            return BatchItemOut(index=index, filename=name, status=error.status,
+                                error=ErrorBody(message=error.message, code=error.code,
+                                                type=error_type(error.status)))  # fmt: skip
+        return BatchItemOut(index=index, filename=name, status=200, result=TranscriptionOut.of(hit))
 
-    return BatchOut(results=list(await asyncio.gather(*(one(i, f) for i, f in enumerate(files)))))
+    return BatchOut(results=list(await asyncio.gather(*(one(i) for i in range(len(files))))))
 
 
 def error_type(status: int) -> str:

@@ -1,0 +1,135 @@
+"""Core benchmark: start-up to ready, and the service's latency next to bare generate().
+
+Run: .venv/bin/python bench/bench_core.py [--repeat N]
+
+Everything runs on the full-size checkpoint, on CPU, one measurement after the other (never
+two models computing at once, which would share the cores). Rows:
+- bare generate(): funasr's AutoModel called directly on the decoded array: the floor;
+- Transcriber: our whole in-process path (decode the file bytes, queue, worker thread,
+  structure the segments);
+- gradio_client: the real app on a real port, called through /transcribe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+
+import httpx
+
+from bench.common import ROOT, clip, full_model, median, print_table, timed
+from sensevoice_server.logs import configure_logging
+
+configure_logging("warning")
+
+from funasr import AutoModel  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+
+from sensevoice_server.audio import AudioLimits, decode  # noqa: E402
+from sensevoice_server.engine import DecodeOptions, Engine  # noqa: E402
+from sensevoice_server.service import Transcriber  # noqa: E402
+from sensevoice_server.settings import Settings  # noqa: E402
+from tests.servers import free_port, is_ready  # noqa: E402
+
+LIMITS = AudioLimits(10**9, 7200)
+
+
+def bare_model(model: str, ncpu: int) -> AutoModel:
+    return AutoModel(
+        model=model,
+        vad_model="silero-vad",
+        vad_kwargs={"max_single_segment_time": 30000},
+        merge_vad=True,
+        merge_length_s=15,
+        frontend_conf={"dither": 0.0},
+        device="cpu",
+        ncpu=ncpu,
+        disable_update=True,
+        disable_pbar=True,
+        disable_log=True,
+    )
+
+
+def measure_bare(model: str, ncpu: int, clips: dict[int, bytes], repeat: int) -> dict[int, float]:
+    automodel = bare_model(model, ncpu)
+    results = {}
+    for seconds, data in clips.items():
+        samples = decode(data, LIMITS)
+        run = lambda: automodel.generate(input=samples, language="auto", use_itn=True, batch_size_s=60)  # noqa: E731, B023
+        run()  # warm-up
+        results[seconds] = median(timed(run, repeat))
+    del automodel
+    return results
+
+
+def measure_transcriber(settings: Settings, clips: dict[int, bytes], repeat: int) -> dict[int, float]:
+    engine = Engine(settings)
+    engine.start()
+    assert engine.wait_ready(600), engine.failure
+    transcriber = Transcriber(settings, engine)
+    results = {}
+    for seconds, data in clips.items():
+        run = lambda: asyncio.run(transcriber.transcribe(data, DecodeOptions()))  # noqa: E731, B023
+        run()
+        results[seconds] = median(timed(run, repeat))
+    engine.close(timeout=60)
+    return results
+
+
+def measure_app(model: str, ncpu: int, repeat: int) -> tuple[float, dict[int, float]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app_sensevoice.py"), "--model", model, "--vad-model",
+         "silero-vad", "--device", "cpu", "--ncpu", str(ncpu), "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        while not is_ready(url):
+            if process.poll() is not None:
+                raise RuntimeError("the app exited during start-up")
+            time.sleep(0.05)
+        startup = time.perf_counter() - started
+        client = Client(url, verbose=False)
+        results = {}
+        for seconds in (10, 60):
+            path = handle_file(str(clip(seconds)))
+            run = lambda: client.predict(path, "auto", True, api_name="/transcribe")  # noqa: E731, B023
+            run()
+            results[seconds] = median(timed(run, repeat))
+        return startup, results
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ncpu", type=int, default=2)
+    args = parser.parse_args()
+    model = str(full_model())
+    clips = {seconds: clip(seconds).read_bytes() for seconds in (10, 60)}
+    settings = Settings(model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu)
+
+    bare = measure_bare(model, args.ncpu, clips, args.repeat)
+    service = measure_transcriber(settings, clips, args.repeat)
+    startup, app = measure_app(model, args.ncpu, args.repeat)
+
+    print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, median of {args.repeat} runs")
+    print(f"start-up to /ready: {startup:.1f} s\n")
+    rows = []
+    for seconds in (10, 60):
+        rows.append([f"{seconds} s clip", f"{bare[seconds]:.3f} s",
+                     f"{service[seconds]:.3f} s ({(service[seconds] / bare[seconds] - 1) * 100:+.1f}%)",
+                     f"{app[seconds]:.3f} s ({(app[seconds] / bare[seconds] - 1) * 100:+.1f}%)"])  # fmt: skip
+    print_table(["audio", "bare generate()", "Transcriber (in-process)", "gradio_client /transcribe"], rows)
+
+
+if __name__ == "__main__":
+    main()

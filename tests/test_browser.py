@@ -1,0 +1,76 @@
+"""A person's path through the web page, in real headless Chromium driven by Selenium."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.conftest import SAMPLES
+from tests.servers import AppProcess
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs chromium-driver"),
+]
+
+
+@pytest.fixture
+def browser(tmp_path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_upload_transcribe_and_see_transcript_and_segments(
+    browser: webdriver.Chrome, app_server: AppProcess, tmp_path
+) -> None:
+    browser.get(app_server.url)
+    wait = WebDriverWait(browser, 60)
+    upload = wait.until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]"))
+    )
+    upload.send_keys(str(SAMPLES / "en.wav"))
+    button = wait.until(
+        expected_conditions.element_to_be_clickable(
+            (By.XPATH, "//button[normalize-space()='Transcribe']")
+        )
+    )
+    button.click()
+
+    transcript = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#transcript textarea").get_property("value")
+    )
+    assert len(transcript.split()) >= 3
+    rows = wait.until(
+        lambda d: [
+            r for r in d.find_elements(By.CSS_SELECTOR, "#segments tbody tr") if r.text.strip()
+        ]
+    )
+    assert len(rows) == 2  # two sentences, two VAD segments
+    assert "neutral" in rows[0].text
+    wait.until(lambda d: "processing" in d.find_element(By.ID, "timings").text)
+    browser.save_screenshot(str(tmp_path / "ui.png"))

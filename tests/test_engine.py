@@ -1,0 +1,111 @@
+"""The Engine: one model loaded once, one worker thread, a bounded queue."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import wait
+
+import numpy as np
+import pytest
+
+from sensevoice_server.audio import AudioLimits, decode
+from sensevoice_server.engine import DecodeOptions, Engine
+from sensevoice_server.errors import Busy
+from sensevoice_server.settings import Settings
+from tests.conftest import SAMPLES, SPEECH_SAMPLES
+from tests.reference import reference_text
+
+LIMITS = AudioLimits(10**8, 3600)
+
+
+def load(name: str) -> np.ndarray:
+    return decode((SAMPLES / name).read_bytes(), LIMITS)
+
+
+def test_the_model_is_loaded_once_across_calls_languages_and_itn(engine: Engine) -> None:
+    audio = load("en.wav")
+    texts = {}
+    for language in ("auto", "zh", "en", "ja"):
+        for use_itn in (True, False):
+            result = engine.submit(audio, DecodeOptions(language, use_itn)).result(60)
+            texts[language, use_itn] = result.text
+    assert engine.load_count == 1
+    # the options reach the model: its tags follow the request
+    assert texts["zh", True].startswith("<|zh|>")
+    assert texts["ja", False].startswith("<|ja|>")
+    assert "<|withitn|>" in texts["en", True]
+    assert "<|woitn|>" in texts["en", False]
+
+
+@pytest.mark.parametrize("name", [*SPEECH_SAMPLES, "silence.wav"])
+def test_engine_text_equals_the_reference_pipeline(
+    engine: Engine, reference_model, name: str
+) -> None:
+    audio = load(name)
+    for language, use_itn in (("auto", True), ("en", False)):
+        result = engine.submit(audio, DecodeOptions(language, use_itn)).result(60)
+        assert result.text == reference_text(reference_model, audio, language, use_itn)
+
+
+def test_segments_carry_vad_times_in_order(engine: Engine) -> None:
+    result = engine.submit(load("en.wav"), DecodeOptions()).result(60)
+    assert len(result.segments) == 2  # the clip has two sentences with a 1 s pause
+    first, second = result.segments
+    assert 0 <= first.start_ms < first.end_ms <= second.start_ms < second.end_ms <= 5100
+    assert second.start_ms - first.end_ms > 500
+    assert " ".join(s.text for s in result.segments) == result.text
+
+
+def test_silence_gives_no_segments(engine: Engine) -> None:
+    result = engine.submit(load("silence.wav"), DecodeOptions()).result(60)
+    assert (result.text, result.segments) == ("", [])
+
+
+def test_progress_counts_segments_up_to_the_total(engine: Engine) -> None:
+    seen: list[tuple[int, int]] = []
+    engine.submit(load("en.wav"), DecodeOptions(), progress=lambda *p: seen.append(p)).result(60)
+    assert seen[-1] == (2, 2)
+
+
+def test_only_the_worker_thread_calls_the_model(engine: Engine) -> None:
+    callers: set[str] = set()
+    model = engine._model
+    original = model.generate
+
+    def recording_generate(*args, **kwargs):
+        callers.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    model.generate = recording_generate
+    try:
+        audio = load("en.wav")
+        futures = []
+        submitters = [
+            threading.Thread(target=lambda: futures.append(engine.submit(audio, DecodeOptions())))
+            for _ in range(4)
+        ]
+        for thread in submitters:
+            thread.start()
+        for thread in submitters:
+            thread.join()
+        wait(futures, timeout=60)
+        assert all(f.exception() is None for f in futures)
+    finally:
+        del model.generate
+    assert callers == {"sensevoice-engine"}
+
+
+def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
+    small = Engine(settings.model_copy(update={"queue_size": 2}))
+    small.start()
+    assert small.wait_ready(60)
+    long_audio = np.tile(load("en.wav"), 20)  # 100 s: keeps the worker busy
+    try:
+        running = [small.submit(long_audio, DecodeOptions()) for _ in range(2)]
+        with pytest.raises(Busy, match="busy") as refused:
+            small.submit(long_audio, DecodeOptions())
+        assert refused.value.retry_after >= 1
+        assert all(f.result(120).text for f in running)  # nothing queued was lost
+        assert small.submit(load("en.wav"), DecodeOptions()).result(60).text  # and it serves again
+    finally:
+        small.close(timeout=60)
