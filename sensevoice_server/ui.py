@@ -53,7 +53,9 @@ def build_ui(transcriber: Transcriber) -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
+                audio = gr.Audio(
+                    sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="audio"
+                )
                 language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
                 use_itn = gr.Checkbox(
                     value=True, label="Inverse text normalisation (punctuation, numbers)"
