@@ -7,7 +7,10 @@ two models computing at once, which would share the cores). Rows:
 - bare generate(): funasr's AutoModel called directly on the decoded array: the floor;
 - Transcriber: our whole in-process path (decode the file bytes, queue, worker thread,
   structure the segments);
-- gradio_client: the real app on a real port, called through /transcribe.
+- gradio_client: the real app on a real port, called through /transcribe;
+- POST /api/transcribe: the same app through the plain HTTP API (httpx, keep-alive);
+- GET /health: the HTTP overhead alone, for a request that does no work.
+The app runs with the result cache off, so every request is a fresh transcription.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from functools import partial
 
 import httpx
 
@@ -58,14 +62,17 @@ def measure_bare(model: str, ncpu: int, clips: dict[int, bytes], repeat: int) ->
     results = {}
     for seconds, data in clips.items():
         samples = decode(data, LIMITS)
-        run = lambda: automodel.generate(input=samples, language="auto", use_itn=True, batch_size_s=60)  # noqa: E731, B023
+        run = partial(
+            automodel.generate, input=samples, language="auto", use_itn=True, batch_size_s=60
+        )
         run()  # warm-up
         results[seconds] = median(timed(run, repeat))
-    del automodel
     return results
 
 
-def measure_transcriber(settings: Settings, clips: dict[int, bytes], repeat: int) -> dict[int, float]:
+def measure_transcriber(
+    settings: Settings, clips: dict[int, bytes], repeat: int
+) -> dict[int, float]:
     engine = Engine(settings)
     engine.start()
     assert engine.wait_ready(600), engine.failure
@@ -79,14 +86,20 @@ def measure_transcriber(settings: Settings, clips: dict[int, bytes], repeat: int
     return results
 
 
-def measure_app(model: str, ncpu: int, repeat: int) -> tuple[float, dict[int, float]]:
+def post_ok(http: httpx.Client, route: str, data: bytes) -> None:
+    http.post(route, files={"file": ("clip.wav", data)}).raise_for_status()
+
+
+def measure_app(
+    model: str, ncpu: int, repeat: int
+) -> tuple[float, dict[str, dict[int, float]], float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app_sensevoice.py"), "--model", model, "--vad-model",
          "silero-vad", "--device", "cpu", "--ncpu", str(ncpu), "--port", str(port),
-         "--log-level", "warning"],
+         "--log-level", "warning", "--cache-url", "none"],
         cwd=ROOT,
     )  # fmt: skip
     try:
@@ -96,13 +109,20 @@ def measure_app(model: str, ncpu: int, repeat: int) -> tuple[float, dict[int, fl
             time.sleep(0.05)
         startup = time.perf_counter() - started
         client = Client(url, verbose=False)
-        results = {}
+        http = httpx.Client(base_url=url, timeout=600)
+        results: dict[str, dict[int, float]] = {"gradio": {}, "api": {}}
         for seconds in (10, 60):
             path = handle_file(str(clip(seconds)))
-            run = lambda: client.predict(path, "auto", True, api_name="/transcribe")  # noqa: E731, B023
-            run()
-            results[seconds] = median(timed(run, repeat))
-        return startup, results
+            data = clip(seconds).read_bytes()
+            gradio = partial(client.predict, path, "auto", True, api_name="/transcribe")
+            api = partial(post_ok, http, "/api/transcribe", data)
+            for name, run in (("gradio", gradio), ("api", api)):
+                run()
+                results[name][seconds] = median(timed(run, repeat))
+        health = partial(http.get, "/health")
+        timed(health, 50)
+        health_ms = median(timed(health, 1000)) * 1000
+        return startup, results, health_ms
     finally:
         process.terminate()
         process.wait(60)
@@ -115,20 +135,27 @@ def main() -> None:
     args = parser.parse_args()
     model = str(full_model())
     clips = {seconds: clip(seconds).read_bytes() for seconds in (10, 60)}
-    settings = Settings(model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu)
+    settings = Settings(
+        model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu, cache_url="none"
+    )
 
     bare = measure_bare(model, args.ncpu, clips, args.repeat)
     service = measure_transcriber(settings, clips, args.repeat)
-    startup, app = measure_app(model, args.ncpu, args.repeat)
+    startup, app, health_ms = measure_app(model, args.ncpu, args.repeat)
 
     print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, median of {args.repeat} runs")
-    print(f"start-up to /ready: {startup:.1f} s\n")
-    rows = []
-    for seconds in (10, 60):
-        rows.append([f"{seconds} s clip", f"{bare[seconds]:.3f} s",
-                     f"{service[seconds]:.3f} s ({(service[seconds] / bare[seconds] - 1) * 100:+.1f}%)",
-                     f"{app[seconds]:.3f} s ({(app[seconds] / bare[seconds] - 1) * 100:+.1f}%)"])  # fmt: skip
-    print_table(["audio", "bare generate()", "Transcriber (in-process)", "gradio_client /transcribe"], rows)
+    print(f"start-up to /ready: {startup:.1f} s; GET /health round trip: {health_ms:.2f} ms\n")
+
+    def versus(value: float, floor: float) -> str:
+        return f"{value:.3f} s ({(value / floor - 1) * 100:+.1f}%)"
+
+    rows = [
+        [f"{s} s clip", f"{bare[s]:.3f} s", versus(service[s], bare[s]),
+         versus(app["api"][s], bare[s]), versus(app["gradio"][s], bare[s])]
+        for s in (10, 60)
+    ]  # fmt: skip
+    print_table(["audio", "bare generate()", "Transcriber (in-process)", "POST /api/transcribe",
+                 "gradio_client /transcribe"], rows)  # fmt: skip
 
 
 if __name__ == "__main__":
