@@ -6,6 +6,7 @@ own settings instead of patching globals; `app_sensevoice.py` calls it once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,8 @@ from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
 from sensevoice_server.ui import SAMPLES_DIR, build_ui
 
+log = logging.getLogger(__name__)
+
 
 def create_app(
     settings: Settings | None = None,
@@ -33,6 +36,11 @@ def create_app(
     on_fatal: Callable[[Exception], None] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    log.info(
+        "limits: upload %g MB, audio %g s, queue %d, batch %d files, live sessions %d, drain %g s",
+        settings.max_upload_mb, settings.max_duration_s, settings.queue_size,
+        settings.max_batch_files, settings.live_max_sessions, settings.drain_timeout_s,
+    )  # fmt: skip
     engine = Engine(settings, on_fatal=on_fatal)
     transcriber = Transcriber(settings, engine, Metrics())
 
