@@ -29,36 +29,20 @@ from sensevoice_server.logs import configure_logging
 
 configure_logging("warning")
 
-from funasr import AutoModel  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 from sensevoice_server.audio import AudioLimits, decode  # noqa: E402
 from sensevoice_server.engine import DecodeOptions, Engine  # noqa: E402
 from sensevoice_server.service import Transcriber  # noqa: E402
 from sensevoice_server.settings import Settings  # noqa: E402
+from tests.reference import reference_model  # noqa: E402
 from tests.servers import free_port, is_ready  # noqa: E402
 
 LIMITS = AudioLimits(10**9, 7200)
 
 
-def bare_model(model: str, ncpu: int) -> AutoModel:
-    return AutoModel(
-        model=model,
-        vad_model="silero-vad",
-        vad_kwargs={"max_single_segment_time": 30000},
-        merge_vad=True,
-        merge_length_s=15,
-        frontend_conf={"dither": 0.0},
-        device="cpu",
-        ncpu=ncpu,
-        disable_update=True,
-        disable_pbar=True,
-        disable_log=True,
-    )
-
-
 def measure_bare(model: str, ncpu: int, clips: dict[int, bytes], repeat: int) -> dict[int, float]:
-    automodel = bare_model(model, ncpu)
+    automodel = reference_model(model, ncpu)
     results = {}
     for seconds, data in clips.items():
         samples = decode(data, LIMITS)

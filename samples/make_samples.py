@@ -149,8 +149,7 @@ def synthesize(text: str, voice: str, workdir: Path) -> Path:
     """Speak one sentence with espeak-ng into a WAV file (espeak-ng's native rate)."""
     out = workdir / "sentence.wav"
     run(
-        ["espeak-ng", "-v", voice, "-s", str(ESPEAK_SPEED), "-a", str(ESPEAK_AMPLITUDE)]
-        + ["-w", str(out), "--stdin"],
+        ["espeak-ng", "-v", voice, "-s", str(ESPEAK_SPEED), "-a", str(ESPEAK_AMPLITUDE), "-w", str(out), "--stdin"],
         stdin=text.encode("utf-8"),
     )
     return out

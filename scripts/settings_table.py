@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sensevoice_server.settings import Settings  # noqa: E402
+from sensevoice_server.settings import Settings
 
 
 def rows() -> list[str]:

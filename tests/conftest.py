@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ configure_logging("info")  # before funasr is imported anywhere
 from sensevoice_server.engine import Engine  # noqa: E402
 from sensevoice_server.settings import Settings  # noqa: E402
 from tests.make_checkpoint import build_checkpoint  # noqa: E402
+from tests.reference import reference_model as build_reference_model  # noqa: E402
 from tests.servers import AppProcess, RedisServer, run_app  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -67,22 +69,9 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def reference_model(tiny_model: Path):
-    """The reference pipeline of DESIGN.md, built with bare funasr: what every front end must match."""
-    from funasr import AutoModel
-
-    return AutoModel(
-        model=str(tiny_model),
-        vad_model="silero-vad",
-        vad_kwargs={"max_single_segment_time": 30000},
-        merge_vad=True,
-        merge_length_s=15,
-        frontend_conf={"dither": 0.0},
-        device="cpu",
-        ncpu=1,
-        disable_update=True,
-        disable_pbar=True,
-    )
+def reference_model(tiny_model: Path) -> Any:
+    """The reference pipeline of DESIGN.md: what every front end must match."""
+    return build_reference_model(str(tiny_model), ncpu=1)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,25 @@ from typing import Any
 import numpy as np
 
 
+def reference_model(model: str, ncpu: int) -> Any:
+    """Bare funasr, built as DESIGN.md's reference: no code of ours between it and the model."""
+    from funasr import AutoModel
+
+    return AutoModel(
+        model=model,
+        vad_model="silero-vad",
+        vad_kwargs={"max_single_segment_time": 30000},
+        merge_vad=True,
+        merge_length_s=15,
+        frontend_conf={"dither": 0.0},  # as the service: identical audio, identical text
+        device="cpu",
+        ncpu=ncpu,
+        disable_update=True,
+        disable_pbar=True,
+        disable_log=True,
+    )
+
+
 def reference_text(model: Any, samples: np.ndarray, language: str, use_itn: bool) -> str:
     """Bare funasr: generate() on the 16 kHz array; the tagged text of all segments."""
     out = model.generate(input=samples, language=language, use_itn=use_itn, batch_size_s=60)

@@ -67,7 +67,7 @@ def test_bad_input_gets_a_message_a_person_understands(
 
 
 def test_over_the_byte_limit_is_refused_before_decoding() -> None:
-    with pytest.raises(TooLarge, match="larger than the limit of 0.001 MB"):
+    with pytest.raises(TooLarge, match=r"larger than the limit of 0\.001 MB"):
         decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(max_bytes=1000, max_duration_s=60))
 
 
