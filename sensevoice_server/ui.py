@@ -54,7 +54,10 @@ def build_ui(transcriber: Transcriber) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(
-                    sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="audio"
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label="Audio",
+                    elem_id="audio",
                 )
                 language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
                 use_itn = gr.Checkbox(

@@ -131,9 +131,9 @@ def test_the_upload_name_never_becomes_a_path(app_server: AppProcess, tmp_path: 
 
 def test_not_ready_is_503(settings) -> None:
     """An app whose model is not loaded yet (its lifespan has not run) refuses work clearly."""
-    from sensevoice_server.app import create_app
-
     from starlette.testclient import TestClient
+
+    from sensevoice_server.app import create_app
 
     client = TestClient(create_app(settings))  # not entered: the lifespan (model load) never runs
     assert client.get("/ready").status_code == 503
