@@ -1,5 +1,7 @@
 """The Gradio Blocks web UI, and the `/transcribe` endpoint gradio_client calls.
 
+Two tabs: Transcribe (a file or a recording) and Live (microphone captions, ui_live.py).
+
 The UI only translates: a file path and two options in, the Transcriber's result out as
 a rich transcript, a segment table and a line of timings.
 """
@@ -17,6 +19,7 @@ from sensevoice_server.engine import DecodeOptions
 from sensevoice_server.errors import ServiceError
 from sensevoice_server.service import Transcriber, TranscriptionResult
 from sensevoice_server.settings import LANGUAGES
+from sensevoice_server.ui_live import build_live_tab
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 SEGMENT_COLUMNS = ["start", "end", "language", "emotion", "events", "text"]
@@ -51,42 +54,45 @@ def build_ui(transcriber: Transcriber) -> gr.Blocks:
             "Speech to text in Chinese, English, Cantonese, Japanese and Korean, with the "
             "speaker's emotion and audio events (laughter, applause, music...)."
         )
-        with gr.Row():
-            with gr.Column():
-                audio = gr.Audio(
-                    sources=["upload", "microphone"],
-                    type="filepath",
-                    label="Audio",
-                    elem_id="audio",
-                )
-                language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
-                use_itn = gr.Checkbox(
-                    value=True, label="Inverse text normalisation (punctuation, numbers)"
-                )
-                button = gr.Button("Transcribe", variant="primary")
-            with gr.Column():
-                rich = gr.Textbox(
-                    label="Transcript", lines=8, buttons=["copy"], elem_id="transcript"
-                )
-                timings = gr.Markdown(elem_id="timings")
-        table = gr.Dataframe(
-            headers=SEGMENT_COLUMNS,
-            label="Segments",
-            wrap=True,
-            column_widths=["8%", "8%", "9%", "9%", "11%", "55%"],
-            elem_id="segments",
-        )
-        examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
-        if examples:
-            gr.Examples(
-                examples=[[path, "auto", True] for path in examples],
-                inputs=[audio, language, use_itn],
-                label="Example clips",
+        with gr.Tab("Transcribe"):
+            with gr.Row():
+                with gr.Column():
+                    audio = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="Audio",
+                        elem_id="audio",
+                    )
+                    language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
+                    use_itn = gr.Checkbox(
+                        value=True, label="Inverse text normalisation (punctuation, numbers)"
+                    )
+                    button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
+                with gr.Column():
+                    rich = gr.Textbox(
+                        label="Transcript", lines=8, buttons=["copy"], elem_id="transcript"
+                    )
+                    timings = gr.Markdown(elem_id="timings")
+            table = gr.Dataframe(
+                headers=SEGMENT_COLUMNS,
+                label="Segments",
+                wrap=True,
+                column_widths=["8%", "8%", "9%", "9%", "11%", "55%"],
+                elem_id="segments",
             )
-        last = gr.State()
-        button.click(
-            transcribe, [audio, language, use_itn], [rich, table, last], api_name="transcribe"
-        ).then(describe, [last], [timings], api_visibility="private")
+            examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
+            if examples:
+                gr.Examples(
+                    examples=[[path, "auto", True] for path in examples],
+                    inputs=[audio, language, use_itn],
+                    label="Example clips",
+                )
+            last = gr.State()
+            button.click(
+                transcribe, [audio, language, use_itn], [rich, table, last], api_name="transcribe"
+            ).then(describe, [last], [timings], api_visibility="private")
+        with gr.Tab("Live"):
+            build_live_tab(transcriber)
     return blocks
 
 

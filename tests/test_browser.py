@@ -62,11 +62,7 @@ def test_upload_transcribe_and_see_transcript_and_segments(
             (By.CSS_SELECTOR, "#audio [data-testid^=audio-player]")
         )
     )
-    button = wait.until(
-        expected_conditions.element_to_be_clickable(
-            (By.XPATH, "//button[normalize-space()='Transcribe']")
-        )
-    )
+    button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "transcribe")))
     button.click()
 
     transcript = wait.until(
