@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlencode
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -61,6 +62,8 @@ async def stream_samples(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     config = {"language": language, "use_itn": use_itn, "sample_rate": SAMPLE_RATE,
               "format": "pcm_s16le", "session_id": session_id}  # fmt: skip
+    if session_id and "session_id=" not in url:  # where nginx looks to route a reconnect
+        url += ("&" if "?" in url else "?") + urlencode({"session_id": session_id})
     try:
         # generous keepalive: a busy server may be slow to answer pings without being gone
         async with connect(url, additional_headers=headers, ping_timeout=60) as ws:

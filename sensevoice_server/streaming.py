@@ -46,7 +46,7 @@ PREROLL = (
 )  # audio kept while silent: silero reports a start up to pad + window late
 MIN_UTTERANCE = SAMPLE_RATE // 10  # shorter utterances are dropped
 MIN_PARTIAL = SAMPLE_RATE // 2  # no partial for less audio than this
-PARTIAL_QUEUE_LIMIT = 2  # skip a partial while this many jobs are with the model: finals first
+PARTIALS_IN_FLIGHT = 1  # per process: partials use what finals leave of the model
 MAX_PENDING = 30 * SAMPLE_RATE  # closed audio awaiting finals before feed() waits (backpressure)
 BACKPRESSURE_LIMIT_S = 15.0  # longest feed() waits for that; below the WebSocket ping timeout
 BUSY_RETRY_S = 0.25  # a full engine queue: retry a final this often...
@@ -116,6 +116,18 @@ Event = Partial | Final | StreamError
 
 
 # --- how many sessions, and where ended ones stopped -----------------------------------------
+@dataclass
+class StreamLoad:
+    """Stream work of one process not yet done (event-loop counters, shared by all streams).
+
+    The engine runs stream jobs first come, first served; these let a partial, which is only
+    a preview, wait until no final anywhere in the process is waiting for the model.
+    """
+
+    finals: int = 0  # utterances closed and not yet given their final
+    partials: int = 0  # partial decodes queued or running
+
+
 class LiveSessions:
     """The live streams of one process: a bounded number, and where recently ended ones stopped.
 
@@ -131,6 +143,7 @@ class LiveSessions:
         self._slots = 0
         self._active: set[str] = set()
         self._ended: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.load = StreamLoad()
         if registry is not None:
             gauge = Gauge(
                 "sensevoice_live_sessions", "Live streams open now (WebSocket and UI).",
@@ -379,6 +392,8 @@ class LiveSession:
         self._open: _Utterance | None = None
         self._closed: asyncio.Queue[_Closed | None] = asyncio.Queue()
         self._pending = 0  # samples closed and still waiting for their final
+        self._unfinished = 0  # utterances closed and still waiting for their final
+        self._load = live_sessions(transcriber).load
         self._progress = asyncio.Condition()
         self._lock = asyncio.Lock()  # feed() and finish() in order, one at a time
         self._final_task: asyncio.Task[None] | None = None
@@ -388,11 +403,6 @@ class LiveSession:
         self._finals_stopped = False
         self.events: asyncio.Queue[Event | None] = asyncio.Queue()
         self.next_segment = first_segment
-
-    @property
-    def audio_s(self) -> float:
-        """Seconds of audio received so far (at 16 kHz)."""
-        return self._audio.end / SAMPLE_RATE
 
     async def feed(self, samples: np.ndarray) -> None:
         """Take the next chunk; waits (backpressure) while too much audio awaits its final."""
@@ -427,6 +437,8 @@ class LiveSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._load.finals -= self._unfinished
+        self._unfinished = 0
         self._audio = AudioBuffer()
         self._vad = None
 
@@ -475,19 +487,21 @@ class LiveSession:
                 self.next_segment -= 1
             return
         self._pending += audio.size
+        self._unfinished += 1
+        self._load.finals += 1
         self._closed.put_nowait(_Closed(utterance.segment, utterance.start, end, audio))
 
     # --- partial results ----------------------------------------------------------------------
     def _maybe_partial(self) -> None:
         """Ask for a partial when one is due, unless it would delay more important work.
 
-        Skipped (not queued for later) while this stream's previous partial is still
-        pending, while its finals are pending, or while the model already has work queued.
+        Skipped (not queued for later) while a partial is still pending or a final is
+        waiting, in this stream or any other of the process: finals come first.
         """
         utterance = self._open
-        if utterance is None or self._finished or self._pending:
+        if utterance is None or self._finished:
             return
-        if self._partial_task and not self._partial_task.done():
+        if self._load.finals or self._load.partials >= PARTIALS_IN_FLIGHT:
             return
         now, end = asyncio.get_running_loop().time(), self._audio.end
         interval = self._settings.live_partial_interval_s
@@ -496,12 +510,17 @@ class LiveSession:
             end - utterance.start < MIN_PARTIAL
             or now - last_time < interval
             or end - last_end < interval * SAMPLE_RATE
-            or self._transcriber.engine.queue_depth >= PARTIAL_QUEUE_LIMIT
         ):
             return
         self._last_partial = (now, end)
         audio = self._audio.slice(utterance.start, end)
+        self._load.partials += 1
         self._partial_task = asyncio.create_task(self._decode_partial(utterance, audio))
+        self._partial_task.add_done_callback(self._partial_done)
+
+    def _partial_done(self, task: asyncio.Task[None]) -> None:
+        # a callback, not a `finally`: a task cancelled before it starts runs no finally
+        self._load.partials -= 1
 
     async def _decode_partial(self, utterance: _Utterance, audio: np.ndarray) -> None:
         try:
@@ -525,6 +544,8 @@ class LiveSession:
             while (closed := await self._closed.get()) is not None:
                 result = await self._decode_final(closed.audio)
                 self.events.put_nowait(_final(closed, result))
+                self._unfinished -= 1
+                self._load.finals -= 1
                 async with self._progress:
                     self._pending -= closed.audio.size
                     self._progress.notify_all()

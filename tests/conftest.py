@@ -6,11 +6,14 @@ loaded through the same AutoModel path users take (tests/make_checkpoint.py says
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as app_sensevoice.py: before torch loads
 
 from sensevoice_server.logs import configure_logging
 

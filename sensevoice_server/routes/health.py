@@ -10,12 +10,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from sensevoice_server.streaming import live_sessions
+
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Is the process alive?")
 async def health(request: Request) -> dict[str, str | int]:
-    return {"status": "ok", "queue_depth": request.app.state.transcriber.engine.queue_depth}
+    transcriber = request.app.state.transcriber
+    return {
+        "status": "ok",
+        "queue_depth": transcriber.engine.queue_depth,
+        "live_sessions": live_sessions(transcriber).count,
+    }
 
 
 @router.get(

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from sensevoice_server.auth import bearer_token, valid_key
 from sensevoice_server.engine import DecodeOptions
 from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Language, Settings
@@ -48,6 +48,9 @@ SAMPLE_WIDTH = {"pcm_s16le": 2, "f32le": 4}
 
 
 # --- messages -------------------------------------------------------------------------------
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
+
+
 class StreamConfig(BaseModel):
     """The client's first message."""
 
@@ -57,7 +60,7 @@ class StreamConfig(BaseModel):
     use_itn: bool = True
     sample_rate: int = Field(gt=0)
     format: Literal["pcm_s16le", "f32le"]
-    session_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+    session_id: SessionId | None = None
 
 
 class End(BaseModel):
@@ -84,6 +87,7 @@ class ErrorMessage(BaseModel):
 
 
 CONFIG = TypeAdapter(StreamConfig)
+SESSION_ID = TypeAdapter(SessionId)
 CONTROL = TypeAdapter(End)
 
 
@@ -145,15 +149,11 @@ async def authorized(websocket: WebSocket, settings: Settings) -> bool:
     keys = settings.api_keys
     if not keys:
         return True
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    given = token if scheme.lower() == "bearer" and token else websocket.query_params.get("api_key")
-    if given:
-        # compare with every key in constant time, as auth.require_api_key does
-        matches = [
-            secrets.compare_digest(given.encode(), k.get_secret_value().encode()) for k in keys
-        ]
-        if any(matches):
-            return True
+    given = bearer_token(websocket.headers.get("authorization", "")) or (
+        websocket.query_params.get("api_key")
+    )
+    if given and valid_key(keys, given):
+        return True
     body = {"error": {"message": "Missing or invalid API key: send 'Authorization: Bearer "
                       "<key>' or ?api_key=<key>.", "type": "authentication_error",
                       "param": None, "code": "invalid_api_key"}}  # fmt: skip
@@ -172,6 +172,7 @@ async def receive_config(websocket: WebSocket, idle_s: float) -> StreamConfig:
             "The first message must be the JSON config, before any audio.", "invalid_config"
         )
     config = parse(CONFIG, message["text"], PolicyViolation, "invalid_config", "config")
+    config.session_id = session_id_of(websocket, config)
     if config.sample_rate not in SAMPLE_RATES:
         raise UnsupportedData(
             f"Sample rate {config.sample_rate} Hz is not supported; use one of "
@@ -179,6 +180,28 @@ async def receive_config(websocket: WebSocket, idle_s: float) -> StreamConfig:
             "unsupported_sample_rate",
         )
     return config
+
+
+def session_id_of(websocket: WebSocket, config: StreamConfig) -> str | None:
+    """The config's session_id, else the URL's `?session_id=`.
+
+    nginx can only route by the URL (it never sees the first message), so a client that
+    wants a reconnect to reach the same process puts its id there; the config may repeat it.
+    """
+    in_url = websocket.query_params.get("session_id")
+    if in_url is None:
+        return config.session_id
+    try:
+        in_url = SESSION_ID.validate_python(in_url)
+    except ValidationError:
+        raise PolicyViolation(
+            "The URL's session_id must be 1-64 letters, digits or . _ : -", "invalid_config"
+        ) from None
+    if config.session_id not in (None, in_url):
+        raise PolicyViolation(
+            "The session_id in the URL and in the config differ.", "invalid_config"
+        )
+    return in_url
 
 
 async def run_session(

@@ -1,0 +1,259 @@
+"""Live streaming benchmark: how soon finals follow speech, and how many streams one process holds.
+
+Run: .venv/bin/python -m bench.bench_streaming [--seconds 60] [--streams 1,2,4,8] [--ncpu 2]
+
+The real app (full-size checkpoint, CPU) runs as a subprocess; N clients stream a long
+English clip (two sentences and a 1 s pause, repeated) at real time over `WS /ws/transcribe`
+with the CLI's client, started a little apart so their utterances do not end in step.
+
+- final latency: from the end of an utterance, in audio time (when the client had sent it),
+  to its final message; it includes the 0.5 s of silence that ends an utterance;
+- partial interval: time between two partials of the same utterance;
+- keeps up: finals do not drift later and later (median latency of the last third of the
+  stream within 1 s of the first third's) and the p95 stays under 3 s.
+A last row streams one client while 60 s uploads keep the model busy.
+
+Also measured here: the CPU cost of the online VAD (silero) per second of audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import threading
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.common import OUT, clip, full_model, percentile, print_table
+from sensevoice_server.logs import configure_logging
+
+configure_logging("warning")
+
+from sensevoice_server.audio import AudioLimits, decode  # noqa: E402
+from sensevoice_server.cli import StreamFailed, stream_samples  # noqa: E402
+from sensevoice_server.streaming import OnlineVad  # noqa: E402
+from tests.servers import AppProcess, run_app  # noqa: E402
+
+LIMITS = AudioLimits(10**9, 7200)
+UNIT_S = 5.66  # one repetition of the English clip, pause included
+
+
+@dataclass
+class StreamStats:
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (utterance end, latency)
+    partial_gaps: list[float] = field(default_factory=list)
+    partials: int = 0
+    finals: int = 0
+    failed: str = ""  # why the server ended the stream early, if it did
+
+
+def vad_cost(samples: np.ndarray) -> float:
+    """CPU seconds the online VAD spends per second of audio (one stream, 100 ms chunks)."""
+    vad = OnlineVad(threshold=0.5, end_silence_ms=500)
+    step = 1600
+    started = time.thread_time()
+    for offset in range(0, samples.size, step):
+        vad(samples[offset : offset + step])
+    return (time.thread_time() - started) / (samples.size / 16000)
+
+
+async def one_stream(url: str, samples: np.ndarray, delay: float) -> StreamStats:
+    await asyncio.sleep(delay)
+    stats = StreamStats()
+    last_partial: dict[int, float] = {}
+    duration = samples.size / 16000
+
+    def on_message(message: dict, clock: float) -> None:
+        if message["type"] == "partial":
+            stats.partials += 1
+            segment = message["segment"]
+            if segment in last_partial:
+                stats.partial_gaps.append(clock - last_partial[segment])
+            last_partial[segment] = clock
+        elif message["type"] == "final":
+            stats.finals += 1
+            if message["end"] < duration - 0.1:  # the last one is cut by the end of the audio
+                stats.latencies.append((message["end"], clock - message["end"]))
+
+    try:
+        await stream_samples(url, samples, speed=1.0, chunk_ms=100, on_message=on_message)
+    except StreamFailed as error:
+        stats.failed = str(error)
+    return stats
+
+
+async def run_streams(url: str, samples: np.ndarray, count: int) -> list[StreamStats]:
+    delays = [i * UNIT_S / count for i in range(count)]
+    return list(await asyncio.gather(*(one_stream(url, samples, d) for d in delays)))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def keep_uploading(url: str, samples: np.ndarray, stop: threading.Event) -> int:
+    """Post different 60 s uploads back to back until `stop`; return how many finished."""
+    done = 0
+    while not stop.is_set():
+        pcm = (np.roll(samples, 160 * (done + 1)) * 32767).astype("<i2")
+        path = OUT / "upload.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(pcm.tobytes())
+        response = httpx.post(
+            f"{url}/api/transcribe", files={"file": ("u.wav", path.read_bytes())}, timeout=600
+        )
+        response.raise_for_status()
+        done += 1
+    return done
+
+
+def summarise(label: str, runs: list[StreamStats], cores: float) -> list[object]:
+    latencies = [lat for run in runs for _, lat in run.latencies] or [float("nan")]
+    gaps = [gap for run in runs for gap in run.partial_gaps]
+    failed = sum(bool(run.failed) for run in runs)
+    p95 = percentile(latencies, 95)
+    keeps_up = not failed and all(_steady(run) for run in runs) and p95 < 3.0
+    finals = sum(run.finals for run in runs)
+    return [
+        label,
+        finals,
+        failed,
+        f"{percentile(latencies, 50):.2f} s",
+        f"{p95:.2f} s",
+        f"{max(latencies):.2f} s",
+        f"{statistics.median(gaps):.2f} s" if gaps else "-",
+        f"{sum(run.partials for run in runs) / max(finals, 1):.1f}",
+        f"{cores:.2f}",
+        "yes" if keeps_up else "**no**",
+    ]
+
+
+def _steady(run: StreamStats) -> bool:
+    if not run.latencies:
+        return False
+    third = max(1, len(run.latencies) // 3)
+    first = statistics.median(lat for _, lat in run.latencies[:third])
+    last = statistics.median(lat for _, lat in run.latencies[-third:])
+    return last - first < 1.0
+
+
+def measure(app: AppProcess, samples: np.ndarray, counts: list[int], upload: np.ndarray):
+    url = app.url.replace("http://", "ws://") + "/ws/transcribe"
+    results: dict[str, list[StreamStats]] = {}
+    rows = []
+    for count in counts:
+        before, started = cpu_seconds(app.process.pid), time.monotonic()
+        runs = asyncio.run(run_streams(url, samples, count))
+        cores = (cpu_seconds(app.process.pid) - before) / (time.monotonic() - started)
+        label = f"{count} stream{'s' * (count > 1)}"
+        results[label] = runs
+        rows.append(summarise(label, runs, cores))
+        print(f"  {rows[-1]} load average {os.getloadavg()[0]:.1f}", flush=True)
+        for run in runs:
+            if run.failed:
+                print(f"    stream ended by the server: {run.failed}", flush=True)
+    stop = threading.Event()
+    uploads: list[int] = []
+    uploader = threading.Thread(
+        target=lambda: uploads.append(keep_uploading(app.url, upload, stop)), daemon=True
+    )
+    before, started = cpu_seconds(app.process.pid), time.monotonic()
+    uploader.start()
+    time.sleep(1.0)  # the first upload is with the model
+    runs = asyncio.run(run_streams(url, samples, 1))
+    stop.set()
+    uploader.join(600)
+    cores = (cpu_seconds(app.process.pid) - before) / (time.monotonic() - started)
+    label = "1 stream + 60 s uploads"
+    results[label] = runs
+    rows.append(summarise(f"{label} ({uploads[0] if uploads else 0} done)", runs, cores))
+    print(f"  {rows[-1]} load average {os.getloadavg()[0]:.1f}", flush=True)
+    return rows, results
+
+
+def plot(results: dict[str, list[StreamStats]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = list(results)
+    p50 = [percentile([lat for r in results[k] for _, lat in r.latencies], 50) for k in labels]
+    p95 = [percentile([lat for r in results[k] for _, lat in r.latencies], 95) for k in labels]
+    x = np.arange(len(labels))
+    left.bar(x - 0.2, p50, 0.4, label="p50")
+    left.bar(x + 0.2, p95, 0.4, label="p95")
+    left.set_xticks(x, [k.replace(" + ", "\n+ ") for k in labels], fontsize=8)
+    left.set_ylabel("utterance end → final (s)")
+    left.set_title("Final latency, real-time streams, CPU")
+    left.legend()
+    for label in labels:
+        points = [point for run in results[label] for point in run.latencies]
+        if not points:
+            continue
+        right.scatter(*zip(*points, strict=True), s=8, label=label)
+    right.set_xlabel("utterance end in the stream (s)")
+    right.set_ylabel("latency (s)")
+    right.set_title("Does it fall behind? (latency over the stream)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--streams", default="1,2,4,8")
+    parser.add_argument("--ncpu", type=int, default=2)
+    parser.add_argument(
+        "--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"],
+        help="OMP_WAIT_POLICY of the server; unset leaves libgomp's spin-then-sleep default",
+    )  # fmt: skip
+    args = parser.parse_args()
+    counts = [int(n) for n in args.streams.split(",")]
+    model = str(full_model())
+    samples = decode(clip(args.seconds).read_bytes(), LIMITS)
+    upload = decode(clip(60).read_bytes(), LIMITS)
+    cost = vad_cost(samples)
+    env = {
+        "SENSEVOICE_MODEL": model, "SENSEVOICE_VAD_MODEL": "silero-vad",
+        "SENSEVOICE_DEVICE": "cpu", "SENSEVOICE_NCPU": str(args.ncpu),
+        "SENSEVOICE_LIVE_MAX_SESSIONS": str(max(counts) + 1), "SENSEVOICE_CACHE_URL": "none",
+        "SENSEVOICE_LOG_LEVEL": "warning",
+    }  # fmt: skip
+    # With libgomp's default, torch's threads spin while they wait for each other; when
+    # anything else wants the same cores, a decode took 20x longer (measured: 8.8 s instead
+    # of 0.38 s for a 2.5 s utterance, ncpu=2 on 2 busy cores). PASSIVE makes them sleep.
+    if args.omp_wait_policy != "unset":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    print(f"streaming {args.seconds} s clips at real time; streams: {counts}", flush=True)
+    with run_app(env, OUT, ready_timeout=600) as app:
+        rows, results = measure(app, samples, counts, upload)
+    print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, OMP_WAIT_POLICY={args.omp_wait_policy}, "
+          f"{os.cpu_count()} cores, "
+          f"{args.seconds} s of speech per stream at real time")  # fmt: skip
+    print(f"online VAD (silero, 1 thread): {cost * 1000:.1f} ms CPU per second of audio\n")
+    print_table(
+        ["streams", "finals", "ended early", "latency p50", "latency p95", "latency max",
+         "partial interval p50", "partials per final", "server CPU (cores)", "keeps up"],
+        rows,
+    )  # fmt: skip
+    path = OUT / "streaming_latency.png"
+    plot(results, path)
+    print(f"\nplot: {path}")
+
+
+if __name__ == "__main__":
+    main()
