@@ -74,9 +74,14 @@ class _Job:
 
 @dataclass
 class _Trace:
-    """What one generate() call computed on the way: its VAD segments and per-segment texts."""
+    """What one generate() call computed on the way: its VAD segments and per-segment texts.
+
+    `between_batches` runs before each batch of segments after the first: the engine uses
+    it to serve live-stream jobs that arrived meanwhile.
+    """
 
     progress: Progress | None
+    between_batches: Callable[[], None] | None = None
     vad: list[dict[str, Any]] | None = None
     asr: list[dict[str, Any]] = field(default_factory=list)
 
@@ -94,11 +99,14 @@ def _auto_model_class() -> type:
         trace: _Trace | None = None
 
         def inference(self, input, input_len=None, model=None, kwargs=None, **cfg):
-            results = super().inference(input, input_len, model=model, kwargs=kwargs, **cfg)
             trace = self.trace
+            vad = model is not None and model is self.vad_model
+            if trace is not None and not vad and trace.asr and trace.between_batches:
+                trace.between_batches()
+            results = super().inference(input, input_len, model=model, kwargs=kwargs, **cfg)
             if trace is None:
                 return results
-            if model is not None and model is self.vad_model:
+            if vad:
                 trace.vad = results
             else:
                 trace.asr.extend(results)
@@ -292,7 +300,7 @@ class Engine:
             text = out[0]["text"] if out else ""
             segments = [RawSegment(0, int(len(job.audio) / 16), text)] if text else []
             return EngineResult(text, segments, time.perf_counter() - started)
-        trace = model.trace = _Trace(job.progress)
+        trace = model.trace = _Trace(job.progress, between_batches=self._serve_stream_jobs)
         try:
             out = model.generate(
                 input=job.audio,
@@ -305,6 +313,29 @@ class Engine:
         text = out[0]["text"] if out else ""
         segments = _segments(trace, text, len(job.audio))
         return EngineResult(text, segments, time.perf_counter() - started)
+
+    def _serve_stream_jobs(self) -> None:
+        """Run live-stream jobs now, between two batches of a long upload.
+
+        Stream jobs outrank uploads in the queue, but an upload already running is one
+        generate() call; without this, captions would wait for the whole file. Safe for the
+        upload: each inference call resets funasr's per-call settings and the upload's own
+        batches keep the settings dict generate() gave them.
+        """
+        while (job := self._pop_stream_job()) is not None:
+            trace, self._model.trace = self._model.trace, None
+            try:
+                self._execute(job)
+            finally:
+                self._model.trace = trace
+
+    def _pop_stream_job(self) -> _Job | None:
+        with self._queue.mutex:  # peek at the heap's head without taking it
+            head = self._queue.queue[0] if self._queue.queue else None
+        if head is None or head[0] != Priority.STREAM:
+            return None
+        _, _, job = self._queue.get_nowait()  # only this thread takes from the queue
+        return job
 
     def _fingerprint(self) -> str:
         """What identifies the weights and every setting that changes the output."""

@@ -170,9 +170,13 @@ def syllables() -> list[str]:
 
 
 def training_sentences(count: int = 2000) -> list[str]:
-    """Deterministic pseudo-text to train the base SentencePiece model on."""
+    """Deterministic upper-case pseudo-text to train the base SentencePiece model on.
+
+    Upper case keeps the trained pieces apart from the lower-case fillers, so no filler is a
+    prefix of a trained piece (USER_DEFINED pieces are matched greedily when encoding).
+    """
     rng = random.Random(0)
-    sylls = syllables()
+    sylls = [syllable.upper() for syllable in syllables()]
     words = ["".join(rng.choices(sylls, k=rng.randint(1, 3))) for _ in range(600)]
     return [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(count)]
 
@@ -187,6 +191,9 @@ def train_base_tokenizer() -> sentencepiece_model_pb2.ModelProto:
         model_type="unigram",
         vocab_size=BASE_VOCAB_SIZE,
         character_coverage=1.0,
+        # encoding a decoded piece on its own must give that piece back (see build_tokenizer)
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
         num_threads=1,
         minloglevel=2,
     )
@@ -195,32 +202,30 @@ def train_base_tokenizer() -> sentencepiece_model_pb2.ModelProto:
     return proto
 
 
-def filler_words(taken: set[str]) -> Iterator[str]:
-    """Two-syllable word pieces ("▁bapo") that are not already in the vocabulary."""
+def filler_words() -> Iterator[str]:
+    """Distinct lower-case two-syllable word pieces ("▁bapo")."""
     sylls = syllables()
+    seen: set[str] = set()
     for first, second in itertools.product(sylls, sylls):
         piece = "\u2581" + first + second
-        if piece not in taken:
+        if piece not in seen:
+            seen.add(piece)
             yield piece
 
 
 def build_tokenizer() -> bytes:
     """The serialised SentencePiece model: trained pieces, filler words, tags at TAG_IDS.
 
-    Fillers are NORMAL pieces scored below every trained piece, so encoding never prefers them
-    while decoding a random id still gives a word. Tags are USER_DEFINED, so they decode
-    verbatim and encode as one piece.
+    Fillers and tags are USER_DEFINED pieces: they decode verbatim, and a decoded piece
+    encodes back to that one piece, which funasr's output_timestamp path relies on.
     """
     proto = train_base_tokenizer()
-    fillers = filler_words({piece.piece for piece in proto.pieces})
-    filler_score = min(piece.score for piece in proto.pieces) - 10.0
+    fillers = filler_words()
     tag_at = {token_id: tag for tag, token_id in TAG_IDS.items()}
-    piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece.Type
+    user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.Type.USER_DEFINED
     for token_id in range(len(proto.pieces), VOCAB_SIZE):
-        if token_id in tag_at:
-            proto.pieces.add(piece=tag_at[token_id], score=0.0, type=piece_type.USER_DEFINED)
-        else:
-            proto.pieces.add(piece=next(fillers), score=filler_score, type=piece_type.NORMAL)
+        piece = tag_at[token_id] if token_id in tag_at else next(fillers)
+        proto.pieces.add(piece=piece, score=0.0, type=user_defined)
     return proto.SerializeToString()
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import wait
 
 import numpy as np
 import pytest
 
 from sensevoice_server.audio import AudioLimits, decode
-from sensevoice_server.engine import DecodeOptions, Engine
+from sensevoice_server.engine import DecodeOptions, Engine, Priority
 from sensevoice_server.errors import Busy
 from sensevoice_server.settings import Settings
 from tests.conftest import SAMPLES, SPEECH_SAMPLES
@@ -109,3 +110,26 @@ def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
         assert small.submit(load("en.wav"), DecodeOptions()).result(60).text  # and it serves again
     finally:
         small.close(timeout=60)
+
+
+def test_stream_jobs_run_between_the_batches_of_a_long_upload(
+    engine: Engine, reference_model
+) -> None:
+    long_audio = np.tile(load("en.wav"), 60)  # 5 min, 140 VAD segments, a batch each on CPU
+    progress: list[tuple[int, int]] = []
+    finished: list[str] = []
+    upload = engine.submit(long_audio, DecodeOptions(), progress=lambda *p: progress.append(p))
+    upload.add_done_callback(lambda _: finished.append("upload"))
+    deadline = time.monotonic() + 60
+    while not progress and time.monotonic() < deadline:  # the upload's first batch is done
+        time.sleep(0.01)
+    utterance = engine.submit(
+        load("zh.wav"), DecodeOptions("zh", False), use_vad=False, priority=Priority.STREAM
+    )
+    utterance.add_done_callback(lambda _: finished.append("utterance"))
+    assert utterance.result(60).text.startswith("<|zh|>")
+    # the upload is not disturbed by the job run in its middle
+    assert upload.result(120).text == reference_text(reference_model, long_audio, "auto", True)
+    assert finished == ["utterance", "upload"]  # between two batches, not after the file
+    done, total = progress[-1]
+    assert done == total > 100
