@@ -49,7 +49,7 @@ def test_upload_transcribe_and_see_transcript_and_segments(
     browser: webdriver.Chrome, app_server: AppProcess
 ) -> None:
     browser.get(app_server.url)
-    wait = WebDriverWait(browser, 60)
+    wait = WebDriverWait(browser, 120)
     upload = wait.until(
         expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, "#audio input[type=file]")
