@@ -13,10 +13,6 @@ import sys
 import threading
 from types import FrameType
 
-# OpenMP threads spin while they wait; beside the event loop and other processes that turns
-# a 0.4 s decode into 9 s. Passive waiting must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import uvicorn
 
 from sensevoice_server.logs import configure_logging
