@@ -1,9 +1,11 @@
 """Core benchmark: start-up to ready, and the service's latency next to bare generate().
 
-Run: .venv/bin/python bench/bench_core.py [--repeat N]
+Run: .venv/bin/python -m bench.bench_core [--repeat N]
 
 Everything runs on the full-size checkpoint, on CPU, one measurement after the other (never
-two models computing at once, which would share the cores). Rows:
+two models computing at once, which would share the cores), each in a process of its own:
+torch running in two threads of one process (bare generate() in the main thread, then the
+engine's worker) slows both down. Rows:
 - bare generate(): funasr's AutoModel called directly on the decoded array: the floor;
 - Transcriber: our whole in-process path (decode the file bytes, queue, worker thread,
   structure the segments);
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -112,19 +115,36 @@ def measure_app(
         process.wait(60)
 
 
+def in_own_process(part: str, args: argparse.Namespace) -> dict[int, float]:
+    """Run one in-process measurement in a fresh interpreter; it prints JSON last."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_core", "--part", part, "--repeat", str(args.repeat),
+         "--ncpu", str(args.ncpu)],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--ncpu", type=int, default=2)
+    parser.add_argument("--part", choices=["bare", "service"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     model = str(full_model())
     clips = {seconds: clip(seconds).read_bytes() for seconds in (10, 60)}
-    settings = Settings(
-        model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu, cache_url="none"
-    )
+    if args.part == "bare":
+        print(json.dumps(measure_bare(model, args.ncpu, clips, args.repeat)))
+        return
+    if args.part == "service":
+        settings = Settings(
+            model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu, cache_url="none"
+        )
+        print(json.dumps(measure_transcriber(settings, clips, args.repeat)))
+        return
 
-    bare = measure_bare(model, args.ncpu, clips, args.repeat)
-    service = measure_transcriber(settings, clips, args.repeat)
+    bare = in_own_process("bare", args)
+    service = in_own_process("service", args)
     startup, app, health_ms = measure_app(model, args.ncpu, args.repeat)
 
     print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, median of {args.repeat} runs")
