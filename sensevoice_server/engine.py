@@ -147,11 +147,15 @@ def _load_failure_message(settings: Settings, error: Exception) -> str:
     ]
     if not remote:
         return f"Could not load the model from local directories: {error}"
+    # funasr reports an unreachable hub as "model ... is not registered" followed by every
+    # import error it met: true but misleading, so it goes to the debug log only.
+    log.debug("funasr's own error: %s", error)
     return (
-        f"Could not load {', '.join(remote)} from the model hub ({error}). "
-        "Without internet access, download the models once elsewhere and point at the "
-        "local directories: --model /path/to/SenseVoiceSmall --vad-model /path/to/fsmn-vad "
-        "(or SENSEVOICE_MODEL / SENSEVOICE_VAD_MODEL); --vad-model silero-vad needs no download."
+        f"Could not get {' and '.join(remote)} from the model hub (ModelScope): it is not "
+        "reachable from here, or the name is wrong. Without internet access, download the "
+        "models once on another machine and point at the local directories: "
+        "--model /path/to/SenseVoiceSmall --vad-model /path/to/fsmn-vad (or SENSEVOICE_MODEL "
+        "and SENSEVOICE_VAD_MODEL); --vad-model silero-vad needs no download."
     )
 
 

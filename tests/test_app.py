@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from sensevoice_server.transcript import TAG
 from tests.audio_files import write_samples, write_wav
 from tests.conftest import ENGLISH_FORMATS, SAMPLES, SPEECH_SAMPLES
 from tests.reference import reference_text, without_spaces
-from tests.servers import AppProcess, run_app, wait_until
+from tests.servers import ROOT, AppProcess, run_app, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +118,17 @@ def test_a_full_queue_gives_the_busy_error(model_env: dict[str, str], tmp_path: 
         assert client.predict(
             handle_file(str(SAMPLES / "en.wav")), "auto", True, api_name="/transcribe"
         )[0]
+
+
+def test_an_unreachable_hub_fails_fast_with_a_way_out(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**model_env, "SENSEVOICE_MODEL": "iic/SenseVoiceSmall", "SENSEVOICE_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app_sensevoice.py")],
+        env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Could not get iic/SenseVoiceSmall from the model hub" in done.stderr
+    assert "--model /path/to/SenseVoiceSmall" in done.stderr
+    assert "is not registered" not in done.stderr
