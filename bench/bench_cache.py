@@ -113,7 +113,7 @@ def plot(results: dict[str, dict[str, object]]) -> Path:
     axis.set_xlabel("requests repeating cached audio (%)")
     axis.set_ylabel("requests per second (10 s clips, 4 clients)")
     axis.set_yscale("log")
-    axis.set_title("Result cache: throughput vs. repeated audio (CPU, full-size model)")
+    axis.set_title("Throughput vs. repeated audio (CPU, full-size model)")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
     path = OUT / "cache.png"
