@@ -44,6 +44,7 @@ def log_result(request: Request, result: TranscriptionResult) -> None:
     request.state.log_fields = {
         "audio_s": result.transcript.duration,
         "processing_ms": round(result.processing_ms, 1),
+        "inference_ms": 0.0 if result.from_cache else round(result.inference_ms, 1),
         "queue_wait_ms": round(result.queue_wait_ms, 1),
         "from_cache": result.from_cache,
     }
