@@ -148,10 +148,8 @@ def pick_voice(clip: Clip, voices: set[str]) -> str | None:
 def synthesize(text: str, voice: str, workdir: Path) -> Path:
     """Speak one sentence with espeak-ng into a WAV file (espeak-ng's native rate)."""
     out = workdir / "sentence.wav"
-    run(
-        ["espeak-ng", "-v", voice, "-s", str(ESPEAK_SPEED), "-a", str(ESPEAK_AMPLITUDE), "-w", str(out), "--stdin"],
-        stdin=text.encode("utf-8"),
-    )
+    speech = ["-v", voice, "-s", str(ESPEAK_SPEED), "-a", str(ESPEAK_AMPLITUDE)]
+    run(["espeak-ng", *speech, "-w", str(out), "--stdin"], stdin=text.encode("utf-8"))
     return out
 
 
