@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
 import numpy as np
 
 
-def write_samples(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
-    """Write float samples as a 16-bit mono WAV file."""
-    with wave.open(str(path), "wb") as out:
+def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
+    """Float samples as the bytes of a 16-bit mono WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def write_samples(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    """Write float samples as a 16-bit mono WAV file."""
+    path.write_bytes(wav_bytes(samples, rate))
     return path
 
 

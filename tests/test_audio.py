@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 import pytest
 
 from sensevoice_server.audio import SAMPLE_RATE, AudioLimits, decode
 from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
+from tests.audio_files import wav_bytes
 from tests.conftest import ENGLISH_FORMATS, SAMPLES
 
 LIMITS = AudioLimits(max_bytes=5_000_000, max_duration_s=60)
-
-
-def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("name", ENGLISH_FORMATS)

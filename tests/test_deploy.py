@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from sensevoice_server.settings import Settings
+from tests.audio_files import wav_bytes
 from tests.conftest import SAMPLES
 from tests.servers import ROOT, free_port, is_ready, wait_until
 
@@ -75,14 +76,7 @@ def long_clip(seconds: float, variant: int) -> bytes:
 
 def unique_noise() -> bytes:
     """Half a second of noise never sent before: a cache miss that the model must see."""
-    noise = np.random.default_rng().normal(0, 1000, 8000).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as clip:
-        clip.setnchannels(1)
-        clip.setsampwidth(2)
-        clip.setframerate(16000)
-        clip.writeframes(noise.tobytes())
-    return out.getvalue()
+    return wav_bytes(np.random.default_rng().normal(0, 0.03, 8000))
 
 
 def transcribe(url: str, data: bytes, timeout: float = 120) -> httpx.Response:
