@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from sensevoice_server.api.gradio_guard import GradioInputGuard
 from sensevoice_server.engine import Engine
 from sensevoice_server.errors import Busy, ServiceError
 from sensevoice_server.metrics import Metrics
@@ -72,7 +73,7 @@ def create_app(
     blocks = build_ui(transcriber).queue(
         default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size
     )
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -80,6 +81,11 @@ def create_app(
         allowed_paths=[str(SAMPLES_DIR)],
         auth=_ui_auth(settings),
     )
+    # Gradio checks that file inputs were uploaded only once `has_launched` is true, which
+    # launch() sets and mount_gradio_app() does not (processing_utils._check_allowed).
+    blocks.has_launched = True
+    app.add_middleware(GradioInputGuard)
+    return app
 
 
 API_DESCRIPTION = """
