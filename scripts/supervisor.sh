@@ -91,12 +91,12 @@ find_binary() {  # $1 name: from PATH, else where Debian puts it (sbin is not in
 # here, with the app's hint) and its own wording for the 413 answer that nginx repeats.
 app_facts() {
     (cd "$REPO" && "$PY" -c '
-from sensevoice_server.audio import AudioLimits, too_large
+from sensevoice_server.audio import too_large
 from sensevoice_server.settings import Settings
 s = Settings()
 print(s.max_upload_bytes)
 print(int(-(-s.drain_timeout_s // 1)))
-print(too_large(AudioLimits(s.max_upload_bytes, s.max_duration_s)).message)
+print(too_large(s.max_upload_bytes).message)
 ')
 }
 

@@ -1,34 +1,47 @@
-"""The application factory: one Engine, one Transcriber, every front end mounted on them.
+"""The composition root: settings -> cache -> engine -> transcriber -> live sessions -> front ends.
 
-`create_app(settings)` builds everything a process serves, so tests build apps with their
-own settings instead of patching globals; `app_sensevoice.py` calls it once.
+`create_app(settings)` builds everything a process serves, in this one function, so tests
+build apps with their own settings instead of patching globals; `main.py` calls it once.
+Nothing else builds its own resources from settings.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import gradio as gr
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
 
+from sensevoice_server.admission import Admission
+from sensevoice_server.api import cache as cache_routes
+from sensevoice_server.api import errors, health, login, native, openai, stream
+from sensevoice_server.api import metrics as metrics_routes
+from sensevoice_server.api.admission import RefuseWhenFull
+from sensevoice_server.api.auth import Credentials, describe_access
 from sensevoice_server.api.gradio_guard import GradioInputGuard
+from sensevoice_server.api.limits import MULTIPART_SLACK, BodyLimit
+from sensevoice_server.api.login import UiLoginRequired
+from sensevoice_server.api.middleware import RefuseOtherMethods, RequestLog
+from sensevoice_server.audio import too_large
+from sensevoice_server.cache import ResultCache, open_store
+from sensevoice_server.cache.redis_store import redact
 from sensevoice_server.engine import Engine
-from sensevoice_server.errors import Busy, ServiceError
+from sensevoice_server.errors import StartupError, TooLarge
+from sensevoice_server.live import LiveSessions
 from sensevoice_server.metrics import Metrics
-from sensevoice_server.middleware import RefuseOtherMethods, RequestMetrics
-from sensevoice_server.routes import cache, health, metrics, native, openai, stream
-from sensevoice_server.routes.native import error_type
 from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
 from sensevoice_server.ui import SAMPLES_DIR, build_ui
 
 log = logging.getLogger(__name__)
+
+TRANSCRIPTION_PATHS = ("/api/transcribe", "/api/batch", "/v1/audio/transcriptions")
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/cache/stats", "/login", "/logout",
+              "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")  # fmt: skip
 
 
 def create_app(
@@ -37,17 +50,22 @@ def create_app(
     on_fatal: Callable[[Exception], None] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    log.info(
-        "limits: upload %g MB, audio %g s, queue %d, batch %d files, live sessions %d, drain %g s",
-        settings.max_upload_mb, settings.max_duration_s, settings.queue_size,
-        settings.max_batch_files, settings.live_max_sessions, settings.drain_timeout_s,
-    )  # fmt: skip
+    metrics = Metrics()
+    cache = build_cache(settings)
     engine = Engine(settings, on_fatal=on_fatal)
-    transcriber = Transcriber(settings, engine, Metrics())
+    admission = Admission(
+        max_jobs=settings.queue_size,
+        max_audio_s=settings.queue_max_audio_s,
+        decode_concurrency=settings.decode_concurrency,
+    )
+    transcriber = Transcriber(settings, engine, cache, metrics, admission)
+    live_sessions = LiveSessions(settings, transcriber, metrics.registry)
+    credentials = Credentials(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.start()  # loads in the worker thread: /health answers meanwhile
+        check_cache_soon(cache, settings.cache_url)
         yield
         engine.close(timeout=60)
         transcriber.close()
@@ -59,77 +77,85 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.transcriber = transcriber
-    app.add_exception_handler(ServiceError, service_error_response)
-    app.add_exception_handler(RequestValidationError, validation_error_response)
-    app.add_exception_handler(HTTPException, http_error_response)
-    routers = [module.router for module in (health, metrics, native, openai, cache, stream)]
+    app.state.live_sessions = live_sessions
+    app.state.credentials = credentials
+    errors.install(app)
+    routers = [health.router, metrics_routes.router, native.router, openai.router,
+               cache_routes.router, stream.router, login.router]  # fmt: skip
     for router in routers:
         app.include_router(router)
-    api_paths = {route.path for router in routers for route in router.routes}
-    app.add_middleware(RefuseOtherMethods, allowed=allowed_methods(routers))
-    app.add_middleware(RequestMetrics, metrics=transcriber.metrics, api_paths=api_paths)
+    own_paths = {route.path for router in routers for route in router.routes}
 
-    blocks = build_ui(transcriber).queue(
+    blocks = build_ui(transcriber, live_sessions).queue(
         default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size
     )
     app = gr.mount_gradio_app(
-        app,
-        blocks,
-        path="/",
-        max_file_size=settings.max_upload_bytes,
+        app, blocks, path="/", max_file_size=settings.max_upload_bytes,
         allowed_paths=[str(SAMPLES_DIR)],
-        auth=_ui_auth(settings),
-    )
+    )  # fmt: skip
     # Gradio checks that file inputs were uploaded only once `has_launched` is true, which
     # launch() sets and mount_gradio_app() does not (processing_utils._check_allowed).
     blocks.has_launched = True
+
+    # Outermost last: log -> body limit -> login -> admission -> Gradio guard -> 405s -> app
+    app.add_middleware(RefuseOtherMethods, allowed=allowed_methods(routers))
     app.add_middleware(GradioInputGuard)
+    app.add_middleware(RefuseWhenFull, check=transcriber.refusal, paths=TRANSCRIPTION_PATHS)
+    app.add_middleware(
+        UiLoginRequired, credentials=credentials, own_paths=own_paths | set(OPEN_PATHS),
+        own_prefixes=("/api/", "/v1/", "/cache", "/ws/"),
+    )  # fmt: skip
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.add_middleware(RequestLog, metrics=metrics, api_paths=own_paths)
+    log_limits(settings, credentials)
     return app
 
 
-API_DESCRIPTION = """
-Speech to text with SenseVoiceSmall: Chinese, English, Cantonese, Japanese and Korean, with
-the speaker's emotion and audio events (music, laughter, applause...) kept in every answer.
-
-* `POST /api/transcribe`: one file to structured JSON; `POST /api/batch`: several files.
-* `POST /v1/audio/transcriptions`: OpenAI-compatible; point the OpenAI SDK's `base_url` here.
-* Errors always have OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-* When API keys are configured, `/api` and `/v1` need `Authorization: Bearer <key>`.
-"""
-
-
-def error_response(status: int, message: str, code: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
-    """OpenAI's error shape, for every route: one shape is easier on every client."""
-    body = {"message": message, "type": error_type(status), "param": param, "code": code}
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+def build_cache(settings: Settings) -> ResultCache:
+    try:
+        store = open_store(
+            settings.cache_url,
+            max_bytes=int(settings.cache_max_mb * 1_000_000),
+            ttl_s=settings.cache_ttl_s,
+        )
+    except ValueError as error:
+        raise StartupError(f"--cache-url (SENSEVOICE_CACHE_URL): {error}") from None
+    log.info("result cache: %s at %s", store.name, store.location)
+    return ResultCache(store)
 
 
-async def service_error_response(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ServiceError)
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Busy) else None
-    if error.status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return error_response(error.status, error.message, error.code, error.param, headers)
+def check_cache_soon(cache: ResultCache, url: str) -> None:
+    """Reach the store once, off the start-up path (an unknown host can take seconds to
+    resolve), and warn loudly if it does not answer: the service runs on without a cache."""
+
+    def check() -> None:
+        problem = cache.check()
+        if problem:
+            log.warning(
+                "RESULT CACHE UNAVAILABLE: %s does not answer (%s). Serving without a cache "
+                "until it does; check --cache-url / SENSEVOICE_CACHE_URL.",
+                redact(url), problem,
+            )  # fmt: skip
+
+    if cache.enabled:
+        threading.Thread(target=check, name="cache-check", daemon=True).start()
 
 
-async def validation_error_response(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI says 422 with a list of dicts; a person wants 400 and a sentence."""
-    assert isinstance(error, RequestValidationError)
-    problems = []
-    param = None
-    for item in error.errors():
-        field = str(item["loc"][-1]) if item.get("loc") else "request"
-        param = param or field
-        problems.append(f"{field}: {item['msg']}")
-    return error_response(400, "Bad request. " + "; ".join(problems), "invalid_request", param)
+def body_limits(settings: Settings) -> Callable[[str], tuple[int, TooLarge]]:
+    """Batch requests may carry several files; every other body one file and its fields."""
+    upload = settings.max_upload_bytes + MULTIPART_SLACK
+    upload_refusal = too_large(settings.max_upload_bytes)
+    batch = settings.max_batch_bytes + MULTIPART_SLACK
+    batch_refusal = TooLarge(
+        f"The request is larger than the batch limit of {settings.max_batch_mb:g} MB."
+    )
 
+    def limit_for(path: str) -> tuple[int, TooLarge]:
+        return (batch, batch_refusal) if path == "/api/batch" else (upload, upload_refusal)
 
-async def http_error_response(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-    return error_response(error.status_code, str(error.detail), code, headers=error.headers)
+    return limit_for
 
 
 def allowed_methods(routers: list[APIRouter]) -> dict[str, set[str]]:
@@ -144,8 +170,25 @@ def allowed_methods(routers: list[APIRouter]) -> dict[str, set[str]]:
     return allowed
 
 
-def _ui_auth(settings: Settings) -> tuple[str, str] | None:
-    if not settings.ui_auth:
-        return None
-    user, _, password = settings.ui_auth.partition(":")
-    return (user, password)
+def log_limits(settings: Settings, credentials: Credentials) -> None:
+    log.info(
+        "limits: upload %g MB (batch %g MB), audio %g s, queue %d jobs / %g s of audio, "
+        "%d decodes at once, %d live sessions, drain %g s",
+        settings.max_upload_mb, settings.max_batch_mb, settings.max_duration_s,
+        settings.queue_size, settings.queue_max_audio_s, settings.decode_concurrency,
+        settings.live_max_sessions, settings.drain_timeout_s,
+    )  # fmt: skip
+    log.info(describe_access(credentials))
+
+
+API_DESCRIPTION = """
+Speech to text with SenseVoiceSmall: Chinese, English, Cantonese, Japanese and Korean, with
+the speaker's emotion and audio events (music, laughter, applause...) kept in every answer.
+
+* `POST /api/transcribe`: one file to structured JSON; `POST /api/batch`: several files.
+* `POST /v1/audio/transcriptions`: OpenAI-compatible; point the OpenAI SDK's `base_url` here.
+* Errors always have OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`;
+  429 and 503 answers carry `Retry-After`.
+* When API keys are configured, `/api`, `/v1` and the WebSocket need `Authorization: Bearer
+  <key>`.
+"""

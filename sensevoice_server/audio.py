@@ -8,14 +8,25 @@ paths), so we decode with PyAV and give funasr arrays only (DESIGN.md, invariant
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
+from sensevoice_server.errors import (
+    ClientClosedRequest,
+    EmptyAudio,
+    TooLarge,
+    TooLong,
+    UnsupportedAudio,
+)
 
 SAMPLE_RATE = 16_000
+PROGRESS_EVERY = 10 * SAMPLE_RATE  # report decoded audio to the caller this often
+Progress = Callable[[float], None]
+"""Called from the decoding thread with the seconds decoded so far; may raise to stop."""
 
 
 @dataclass(frozen=True)
@@ -29,19 +40,38 @@ def check_size(size: int, limits: AudioLimits) -> None:
     if size == 0:
         raise EmptyAudio("The uploaded file is empty.")
     if size > limits.max_bytes:
-        raise too_large(limits)
+        raise too_large(limits.max_bytes)
 
 
-def too_large(limits: AudioLimits) -> TooLarge:
+def too_large(max_bytes: int) -> TooLarge:
     # One wording everywhere (nginx's 413 page repeats it), so it names the limit only.
-    return TooLarge(f"The file is larger than the limit of {limits.max_bytes / 1e6:g} MB.")
+    return TooLarge(f"The file is larger than the limit of {max_bytes / 1e6:g} MB.")
 
 
-def decode(data: bytes, limits: AudioLimits) -> np.ndarray:
+def declared_duration(data: bytes) -> float | None:
+    """The duration the container's header declares, without decoding; None if it declares
+    none or cannot be opened (decode() then says what is wrong)."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration is None or not container.streams.audio:
+                return None
+            return float(container.duration / av.time_base)
+    except (av.FFmpegError, ValueError, IndexError, EOFError):
+        return None
+
+
+def decode(
+    data: bytes,
+    limits: AudioLimits,
+    *,
+    progress: Progress | None = None,
+    cancelled: threading.Event | None = None,
+) -> np.ndarray:
     """Decode any container/codec FFmpeg knows to 16 kHz mono float32 samples.
 
-    Stops reading as soon as the duration limit is passed, so a huge file costs no more
-    than the limit.
+    Stops as soon as the duration limit is passed, so a huge file costs no more than the
+    limit; `progress` hears of the audio decoded so far (and may raise to stop), and a set
+    `cancelled` event stops the decode between two frames (the client has gone).
     """
     check_size(len(data), limits)
     max_samples = int(limits.max_duration_s * SAMPLE_RATE)
@@ -49,7 +79,8 @@ def decode(data: bytes, limits: AudioLimits) -> np.ndarray:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 raise UnsupportedAudio("The file has no audio track.")
-            samples = _decode_stream(container, max_samples, limits)
+            watch = _Watch(max_samples, limits, progress, cancelled)
+            samples = _decode_stream(container, watch)
             _check_complete(container, samples)
     except (av.FFmpegError, ValueError, IndexError, EOFError) as error:
         raise UnsupportedAudio(
@@ -61,35 +92,65 @@ def decode(data: bytes, limits: AudioLimits) -> np.ndarray:
     return samples
 
 
-def _decode_stream(
-    container: av.container.InputContainer, max_samples: int, limits: AudioLimits
-) -> np.ndarray:
+@dataclass
+class _Watch:
+    """What a decode checks as it goes: the duration limit, progress, cancellation."""
+
+    max_samples: int
+    limits: AudioLimits
+    progress: Progress | None
+    cancelled: threading.Event | None
+    reported: int = 0
+
+    def __call__(self, total: int) -> None:
+        if total > self.max_samples:
+            raise TooLong(
+                f"The audio is longer than the limit of {self.limits.max_duration_s:g} seconds."
+            )
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise ClientClosedRequest("The decode was stopped: the client has gone.")
+        if self.progress is not None and total - self.reported >= PROGRESS_EVERY:
+            self.reported = total
+            self.progress(total / SAMPLE_RATE)
+
+
+class _Samples:
+    """A growing float32 buffer: one copy in, one trim out (a list of chunks and a final
+    concatenate would hold the whole audio twice at the end)."""
+
+    def __init__(self, expected: int) -> None:
+        self._data = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self.size = 0
+
+    def extend(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            samples = frame.to_ndarray().reshape(-1)
+            if self.size + samples.size > self._data.size:
+                self._data = np.resize(
+                    self._data, max(2 * self._data.size, self.size + samples.size)
+                )
+            self._data[self.size : self.size + samples.size] = samples
+            self.size += samples.size
+
+    def result(self) -> np.ndarray:
+        self._data.resize((self.size,), refcheck=False)  # in place: no second copy
+        return self._data
+
+
+def _decode_stream(container: av.container.InputContainer, watch: _Watch) -> np.ndarray:
     stream = container.streams.audio[0]
+    declared = container.duration / av.time_base if container.duration else 0.0
+    expected = min(
+        int(declared * 1.02 * SAMPLE_RATE) + SAMPLE_RATE, watch.max_samples + SAMPLE_RATE
+    )
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    total = 0
+    samples = _Samples(expected)
     for frame in container.decode(stream):
-        total += _append(chunks, resampler.resample(frame))
-        _check_length(total, max_samples, limits)
-    total += _append(chunks, resampler.resample(None))  # flush the resampler
-    _check_length(total, max_samples, limits)
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks)
-
-
-def _append(chunks: list[np.ndarray], frames: list[av.AudioFrame]) -> int:
-    added = 0
-    for frame in frames:
-        samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-        chunks.append(samples)
-        added += samples.size
-    return added
-
-
-def _check_length(total: int, max_samples: int, limits: AudioLimits) -> None:
-    if total > max_samples:
-        raise TooLong(f"The audio is longer than the limit of {limits.max_duration_s:g} seconds.")
+        samples.extend(resampler.resample(frame))
+        watch(samples.size)
+    samples.extend(resampler.resample(None))  # flush the resampler
+    watch(samples.size)
+    return samples.result()
 
 
 def _check_complete(container: av.container.InputContainer, samples: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sensevoice_server.errors import Busy, ModelLoadError, NotReady
+from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,6 @@ class Priority(enum.IntEnum):
     STREAM = 0
     UPLOAD = 1
     STOP = 9  # after everything already queued: shutting down drains the queue
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    language: str = "auto"
-    use_itn: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,17 +217,21 @@ class Engine:
         use_vad: bool = True,
         priority: Priority = Priority.UPLOAD,
         progress: Progress | None = None,
+        admitted: bool = False,
     ) -> Future[EngineResult]:
         """Queue a decode; the future resolves in the worker thread.
 
         `use_vad=False` decodes the array as one utterance (live-stream segments, which
         the stream's own VAD has already cut).
         """
-        if not self.ready:
+        # `admitted` work was accepted before a drain began: it still runs (once loaded).
+        if not (self.ready or (admitted and self._ready.is_set() and self._thread.is_alive())):
             raise NotReady("The model is not loaded yet (or the server is shutting down).")
         job = _Job(audio, options, use_vad, progress)
         with self._lock:
-            if self._pending >= self._settings.queue_size:
+            # Uploads are admitted (and bounded) before they get here (admission.py); this
+            # bound also leaves room for two decodes per live stream.
+            if self._pending >= self._settings.queue_size + 2 * self._settings.live_max_sessions:
                 raise Busy(
                     f"The server is busy: {self._pending} transcriptions are queued. "
                     "Try again shortly.",
@@ -311,6 +310,7 @@ class Engine:
                 language=job.options.language,
                 use_itn=job.options.use_itn,
                 batch_size_s=self._settings.batch_size_s,
+                merge_vad=True,  # read from generate() only (FACTS.md)
             )
         finally:
             model.trace = None

@@ -1,27 +1,32 @@
 """The Transcriber: the one path every front end takes from uploaded bytes to a transcript.
 
 Front ends (the Gradio UI, the HTTP API, batch, live-stream finals) translate their own
-protocol into a call here and the result back; none of them calls funasr itself
-(DESIGN.md, "The one path"). The path: upload-bytes cache key -> decode -> PCM cache key
-(identical concurrent requests computed once) -> engine -> cache.
+protocol into a call here and the result back; none of them calls the model itself
+(DESIGN.md, "The one path"). The path of an upload: upload-bytes cache key -> admission
+(a ticket, before any work) -> decode -> PCM cache key (identical concurrent requests
+computed once) -> engine -> cache. Hashing and decoding run in worker threads, never on
+the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from anyio import to_thread
 
 from sensevoice_server import audio
-from sensevoice_server.cache import ResultCache, cache_key, open_cache, sha256_hex
-from sensevoice_server.engine import DecodeOptions, Engine, EngineResult, Priority, Progress
-from sensevoice_server.errors import BadRequest, NotReady
+from sensevoice_server.admission import Admission, Ticket
+from sensevoice_server.cache import ResultCache, cache_key, sha256_hex
+from sensevoice_server.engine import Engine, EngineResult, Priority, Progress
+from sensevoice_server.errors import BadRequest, NotReady, ServiceError
 from sensevoice_server.metrics import Metrics
-from sensevoice_server.settings import LANGUAGES, Settings
+from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.settings import Settings
 from sensevoice_server.transcript import Transcript, parse_segment
 
 
@@ -40,33 +45,50 @@ class Transcriber:
         self,
         settings: Settings,
         engine: Engine,
-        metrics: Metrics | None = None,
-        cache: ResultCache | None = None,
+        cache: ResultCache,
+        metrics: Metrics,
+        admission: Admission,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.cache = cache
+        self.metrics = metrics
+        self.admission = admission
         self.limits = audio.AudioLimits(settings.max_upload_bytes, settings.max_duration_s)
-        self.cache = cache or open_cache(
-            settings.cache_url,
-            max_bytes=int(settings.cache_max_mb * 1_000_000),
-            ttl_s=settings.cache_ttl_s,
-        )
-        self.metrics = metrics or Metrics()
-        self.metrics.watch_engine(lambda: engine.queue_depth, lambda: float(engine.ready))
-        self.metrics.watch_cache(self.cache)
+        metrics.watch_engine(lambda: engine.queue_depth, lambda: float(engine.ready))
+        metrics.watch_cache(cache)
 
+    # --- state ----------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.engine.ready
+
+    @property
+    def queue_depth(self) -> int:
+        """Uploads admitted and not finished, plus live-stream decodes in the engine."""
+        return max(self.engine.queue_depth, self.admission.jobs)
+
+    def readiness(self) -> dict[str, Any]:
+        engine = self.engine
+        if engine.ready:
+            return {"status": "ready", "model": engine.fingerprint}
+        state = (
+            "failed" if engine.failure else "loading" if not engine.wait_ready(0) else "stopping"
+        )
+        return {"status": state}
+
+    def refusal(self) -> ServiceError | None:
+        """What a new upload would be told now without any work: not ready, or busy."""
+        if not self.engine.ready:
+            return not_ready()
+        return self.admission.refusal()
+
+    # --- uploads --------------------------------------------------------------------------
     async def lookup(self, data: bytes, options: DecodeOptions) -> TranscriptionResult | None:
         """A cached answer for these exact upload bytes, without decoding them; else None."""
         check_options(options)
-        return await self._lookup(self._key("bytes", data, options), time.perf_counter())
-
-    async def _lookup(self, bytes_key: str, started: float) -> TranscriptionResult | None:
-        cached = await self.cache.aget(bytes_key, count_miss=False)
-        if cached is None:
-            return None
-        result = self._result(cached, started, from_cache=True)
-        self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
-        return result
+        key = await self._key("bytes", data, options)
+        return await self._lookup(key, time.perf_counter())
 
     async def transcribe(
         self,
@@ -79,42 +101,64 @@ class Transcriber:
         """Answer an upload from the cache, or decode it, run the model and cache the result.
 
         `looked_up=True` when the caller already tried `lookup()` (batch requests look up
-        every file first). Raises a `ServiceError` subclass for anything the caller did
-        wrong or should retry.
+        every file first). Raises a `ServiceError` for anything the caller did wrong or
+        should retry; cancelling the call (a client that left) stops the decode and the
+        model's work for it.
         """
         check_options(options)
+        if not self.ready:  # loading, or draining: admitted work finishes, new work waits
+            raise not_ready()
         started = time.perf_counter()
-        bytes_key = self._key("bytes", data, options)
+        bytes_key = await self._key("bytes", data, options)
         if not looked_up and (hit := await self._lookup(bytes_key, started)):
             return hit
-        samples = await to_thread.run_sync(audio.decode, data, self.limits)
+        declared = await to_thread.run_sync(audio.declared_duration, data)
+        async with self.admission.ticket(
+            min(declared or 0.0, self.limits.max_duration_s)
+        ) as ticket:
+            samples = await self._decode(data, ticket)
 
-        async def compute() -> dict[str, Any]:
-            result = await self._run(samples, options, progress=progress)
-            return {"transcript": result.transcript.to_dict(), "inference_ms": result.inference_ms,
-                    "queue_wait_ms": result.queue_wait_ms}  # fmt: skip
+            async def compute() -> dict[str, Any]:
+                result = await self._run(samples, options, progress=progress)
+                return {"transcript": result.transcript.to_dict(),
+                        "inference_ms": result.inference_ms,
+                        "queue_wait_ms": result.queue_wait_ms}  # fmt: skip
 
-        value, from_cache = await self.cache.get_or_compute(
-            self._key("pcm", samples.tobytes(), options), compute
-        )
+            pcm_key = await self._key("pcm", samples.tobytes(), options)
+            value, from_cache = await self.cache.get_or_compute(pcm_key, compute)
         await self.cache.aset(bytes_key, value)
         result = self._result(value, started, from_cache)
         self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
         return result
 
+    async def _decode(self, data: bytes, ticket: Ticket) -> np.ndarray:
+        """Decode in a worker thread, in one of the decode places; stop it if cancelled."""
+        cancelled = threading.Event()
+        async with self.admission.decoding():
+            try:
+                return await to_thread.run_sync(
+                    lambda: audio.decode(
+                        data, self.limits, progress=ticket.grow_to, cancelled=cancelled
+                    )
+                )
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    # --- live streams ---------------------------------------------------------------------
     async def transcribe_utterance(
-        self, samples: np.ndarray, options: DecodeOptions
-    ) -> TranscriptionResult:
+        self, samples: np.ndarray, options: DecodeOptions, *, partial: bool = False
+    ) -> Transcript:
         """Decode one utterance a live stream's VAD has already cut (16 kHz mono float32).
 
         No VAD pass, and ahead of uploads in the queue, so captions stay live. Not cached:
         live audio does not repeat byte for byte.
         """
         check_options(options)
-        started = time.perf_counter()
         result = await self._run(samples, options, use_vad=False, priority=Priority.STREAM)
-        return replace(result, processing_ms=(time.perf_counter() - started) * 1000)
+        return result.transcript
 
+    # --- shared ---------------------------------------------------------------------------
     async def _run(
         self,
         samples: np.ndarray,
@@ -125,9 +169,18 @@ class Transcriber:
         priority: Priority = Priority.UPLOAD,
     ) -> TranscriptionResult:
         future = self.engine.submit(
-            samples, options, use_vad=use_vad, priority=priority, progress=progress
+            samples,
+            options,
+            use_vad=use_vad,
+            priority=priority,
+            progress=progress,
+            admitted=priority == Priority.UPLOAD,
         )
-        result = await asyncio.wrap_future(future)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()  # still queued: the worker skips it
+            raise
         self.metrics.inferences.inc()
         return TranscriptionResult(
             transcript=to_transcript(result, audio.duration_s(samples)),
@@ -138,16 +191,20 @@ class Transcriber:
             model=self.settings.served_model_name,
         )
 
-    def _key(self, kind: str, content: bytes, options: DecodeOptions) -> str:
-        if not self.engine.ready:  # no fingerprint before the model is loaded
-            raise NotReady("The model is not loaded yet (or the server is shutting down).")
-        return cache_key(
-            kind,
-            sha256_hex(content),
-            language=options.language,
-            use_itn=options.use_itn,
-            fingerprint=self.engine.fingerprint,
-        )
+    async def _lookup(self, bytes_key: str, started: float) -> TranscriptionResult | None:
+        cached = await self.cache.aget(bytes_key, count_miss=False)
+        if cached is None:
+            return None
+        result = self._result(cached, started, from_cache=True)
+        self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
+        return result
+
+    async def _key(self, kind: str, content: bytes, options: DecodeOptions) -> str:
+        if not self.engine.fingerprint:  # none before the model is loaded
+            raise not_ready()
+        digest = await to_thread.run_sync(sha256_hex, content)  # 100 MB: 0.2 s, not on the loop
+        return cache_key(kind, digest, language=options.language, use_itn=options.use_itn,
+                         fingerprint=self.engine.fingerprint)  # fmt: skip
 
     def _result(
         self, value: dict[str, Any], started: float, from_cache: bool
@@ -161,14 +218,27 @@ class Transcriber:
             model=self.settings.served_model_name,
         )
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no upload is admitted and the engine has nothing queued or running
+        (the drain on SIGTERM); False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.queue_depth and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.queue_depth
+
     def close(self) -> None:
         self.cache.close()
+
+
+def not_ready() -> NotReady:
+    return NotReady("The model is not loaded yet (or the server is shutting down).")
 
 
 def check_options(options: DecodeOptions) -> None:
     if options.language not in LANGUAGES:
         raise BadRequest(
-            f"Unknown language {options.language!r}; choose one of {', '.join(LANGUAGES)}."
+            f"Unknown language {options.language!r:.40}; choose one of {', '.join(LANGUAGES)}.",
+            param="language",
         )
 
 

@@ -1,20 +1,27 @@
-"""Every setting of the service, in one typed class.
+"""Every setting of the service, in one typed class, read and validated once at start-up.
 
 Each field is a `SENSEVOICE_<NAME>` environment variable and a `--kebab-case` flag of
-`app_sensevoice.py`; both map onto the same field, so there is one place to read, one
-place to document and one place where a wrong value fails at start-up with a hint.
+`sensevoice-server` (`python app_sensevoice.py`); both map onto the same field, so there is
+one place to read, one place to document (the README's table is generated from the field
+docstrings) and one place where a wrong value stops start-up with a one-line hint.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Annotated, Literal
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Language = Literal["auto", "zh", "en", "yue", "ja", "ko", "nospeech"]
-LANGUAGES: tuple[str, ...] = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")
+from sensevoice_server.errors import StartupError
+
+ENV_PREFIX = "SENSEVOICE_"
+# Variables of ours that are not server settings (the CLI client's and the benchmarks').
+OTHER_VARIABLES = frozenset({"SENSEVOICE_URL", "SENSEVOICE_API_KEY", "SENSEVOICE_BENCH_MODEL"})
 
 
 def cores_given_to_process() -> int:
@@ -26,7 +33,7 @@ class Settings(BaseSettings):
     """Settings of one service process. Defaults suit one user on one machine."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SENSEVOICE_",
+        env_prefix=ENV_PREFIX,
         extra="forbid",
         use_attribute_docstrings=True,
         validate_default=True,
@@ -38,7 +45,9 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=0, le=65535)
     """TCP port to listen on."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    """Log level of the service's own loggers."""
+    """Log level of the service's own loggers (debug also shows tracebacks of start-up errors)."""
+    log_format: Literal["text", "json"] = "text"
+    """text (one readable line per event) or json (one JSON object per line, for log shippers)."""
 
     # --- model --------------------------------------------------------------------------
     model: str = "iic/SenseVoiceSmall"
@@ -55,7 +64,7 @@ class Settings(BaseSettings):
     """Target length for merging short VAD segments (AutoModel merge_length_s)."""
     batch_size_s: int = Field(60, ge=1)
     """Seconds of audio per inference batch (generate batch_size_s)."""
-    served_model_name: str = "sensevoice-small"
+    served_model_name: str = Field("sensevoice-small", min_length=1)
     """The model's name in answers and in /v1/models."""
     model_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["whisper-1"])
     """Other names /v1 accepts for the same model (comma-separated), so OpenAI scripts run
@@ -68,12 +77,19 @@ class Settings(BaseSettings):
     """Longest accepted audio, in seconds after decoding."""
     queue_size: int = Field(16, ge=1)
     """Jobs that may wait for the model; more get a 'busy' answer (HTTP 429)."""
+    queue_max_audio_s: float = Field(7200.0, gt=0)
+    """Seconds of audio that may be decoded and waiting for the model at once (about 230 MB
+    of memory per hour); more get a 'busy' answer (HTTP 429) before they are decoded."""
+    decode_concurrency: int = Field(default_factory=cores_given_to_process, ge=1)
+    """Uploads decoded (PyAV) at the same time; the others wait their turn."""
     ui_concurrency: int = Field(4, ge=1)
     """Gradio events processed at once (they then wait in the engine queue)."""
     ui_queue_size: int = Field(64, ge=1)
     """Gradio events that may wait in Gradio's own queue."""
     max_batch_files: int = Field(32, ge=1)
     """Files accepted in one /api/batch request."""
+    max_batch_mb: float = Field(200.0, gt=0)
+    """Largest accepted /api/batch request body, in megabytes (all its files together)."""
     drain_timeout_s: float = Field(120.0, ge=0)
     """On SIGTERM, how long to finish running and queued work before exiting."""
 
@@ -82,8 +98,8 @@ class Settings(BaseSettings):
     """Live streams (WebSocket and the UI's Live tab) one process holds at once; more are
     refused (close code 1013). 0 turns live streaming off."""
     live_idle_timeout_s: float = Field(30.0, gt=0)
-    """A live stream whose client sends nothing for this long is closed; time spent waiting
-    for the model does not count."""
+    """A live stream whose client sends nothing for this long is closed (what was heard is
+    decoded first); time spent waiting for the model does not count."""
     live_max_session_s: float = Field(4 * 3600.0, gt=0)
     """Longest a live stream may last."""
     live_vad_threshold: float = Field(0.5, gt=0.15, lt=1.0)
@@ -109,16 +125,26 @@ class Settings(BaseSettings):
 
     # --- access -------------------------------------------------------------------------
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """API keys (JSON list or comma-separated); when set, /api and /v1 need a Bearer key."""
+    """API keys (JSON list or comma-separated); when set, nothing transcribes without one:
+    /api, /v1 and the WebSocket need a Bearer key, the web UI a login with a key."""
     ui_auth: str | None = None
-    """Protect the web UI with 'user:password' (Gradio auth); off when unset."""
+    """Protect the web UI with 'user:password' (also accepted when API keys are set)."""
+    ui_public: bool = False
+    """With API keys set, leave the web UI and the Gradio API it uses open to anyone."""
 
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if value in ("auto", "cpu") or value.startswith("cuda"):
+        if value in ("auto", "cpu") or (value.startswith("cuda") and value[4:5] in ("", ":")):
             return value
-        raise ValueError("device must be auto, cpu or cuda:N")
+        raise ValueError("must be auto, cpu or cuda:N")
+
+    @field_validator("ui_auth")
+    @classmethod
+    def _user_and_password(cls, value: str | None) -> str | None:
+        if value is not None and (":" not in value or not value.partition(":")[2]):
+            raise ValueError("must be user:password")
+        return value
 
     @field_validator("api_keys", "model_aliases", mode="before")
     @classmethod
@@ -131,6 +157,10 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
 
+    @property
+    def max_batch_bytes(self) -> int:
+        return int(self.max_batch_mb * 1_000_000)
+
     def resolved_device(self) -> str:
         """The device `auto` stands for on this machine."""
         if self.device != "auto":
@@ -138,3 +168,80 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+# --- the command line -----------------------------------------------------------------------
+PRECEDENCE = """\
+Every flag is also an environment variable (shown with each flag). A flag given on the
+command line wins over its variable, which wins over the default. Lists (--api-keys,
+--model-aliases) are comma-separated. See the README's Settings table for more.
+"""
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def variable(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def default_text(name: str) -> str:
+    field = Settings.model_fields[name]
+    if name in ("ncpu", "decode_concurrency"):
+        return "the cores given to this process"
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+        return ",".join(map(str, value)) if value else "none"
+    return "none" if field.default is None else str(field.default)
+
+
+def argument_parser(prog: str) -> argparse.ArgumentParser:
+    """One flag per setting, its help the field's docstring, its default and its variable."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="SenseVoiceSmall speech recognition: web UI, HTTP API, OpenAI-compatible "
+        "route and live streaming, served from one process.",
+        epilog=PRECEDENCE,
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name, field in Settings.model_fields.items():
+        doc = " ".join((field.description or "").split())
+        help_text = f"{doc} [default: {default_text(name)}; env {variable(name)}]"
+        if field.annotation is bool:
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag(name), metavar=name.split("_")[-1].upper(), help=help_text)
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None, prog: str = "sensevoice-server") -> Settings:
+    """Flags over SENSEVOICE_* variables over defaults; a bad value is a StartupError naming
+    the flag (or variable) and what is allowed, without pydantic's dump."""
+    given: dict[str, Any] = vars(argument_parser(prog).parse_args(argv))
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        raise StartupError(describe(error, given)) from None
+
+
+def describe(error: ValidationError, given: dict[str, Any]) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        where = flag(name) if name in given else variable(name)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message} (got {item.get('input')!r})")
+    return "; ".join(problems)
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """SENSEVOICE_* variables that are no setting: most likely typos, worth a warning."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {variable(name) for name in Settings.model_fields} | OTHER_VARIABLES
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m sensevoice_server.settings --help`
+    load_settings(sys.argv[1:])

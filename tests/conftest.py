@@ -1,7 +1,9 @@
-"""Shared fixtures: the tiny random checkpoint, settings that point at it, a running app.
+"""Fixtures both tiers share: the tiny random checkpoint, and settings that point at it.
 
 The tiny checkpoint is built once per test session through the real funasr format and
-loaded through the same AutoModel path users take (tests/make_checkpoint.py says how).
+loaded through the same AutoModel path users take (sensevoice_server/testing/checkpoint.py
+says how). Tests under tests/unit/ run the app in-process (marked `unit`); tests under
+tests/e2e/ start real processes and talk to them with real clients.
 """
 
 from __future__ import annotations
@@ -22,28 +24,35 @@ from sensevoice_server.logs import configure_logging
 
 configure_logging("info")  # before funasr is imported anywhere
 
-from sensevoice_server.engine import Engine  # noqa: E402
 from sensevoice_server.settings import Settings  # noqa: E402
-from tests.make_checkpoint import build_checkpoint  # noqa: E402
-from tests.reference import reference_model as build_reference_model  # noqa: E402
-from tests.servers import AppProcess, RedisServer, run_app  # noqa: E402
+from sensevoice_server.testing.checkpoint import build_checkpoint  # noqa: E402
+from sensevoice_server.testing.reference import reference_model as build_reference  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SPEECH_SAMPLES = ["en.wav", "zh.wav", "yue.wav", "ja.wav", "ko.wav"]
-ENGLISH_FORMATS = [
-    "en.wav",
-    "en.mp3",
-    "en.m4a",
-    "en.ogg",
-    "en.flac",
-    "en.webm",
-    "en_44k_stereo.wav",
-]
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = "unit" if "/tests/unit/" in str(item.path) else "e2e"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cached = os.environ.get("SENSEVOICE_TEST_MODEL")  # a directory built earlier, to save 8 s
+    if cached and (Path(cached) / "model.pt").exists():
+        return Path(cached)
     return build_checkpoint(tmp_path_factory.mktemp("model") / "tiny", "tiny")
+
+
+@pytest.fixture(scope="session")
+def settings(tiny_model: Path) -> Settings:
+    return Settings(
+        model=str(tiny_model), vad_model="silero-vad", device="cpu", ncpu=1, cache_url="none"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,42 +68,16 @@ def model_env(tiny_model: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def settings(tiny_model: Path) -> Settings:
-    return Settings(
-        model=str(tiny_model), vad_model="silero-vad", device="cpu", ncpu=1, cache_url="none"
-    )
-
-
-@pytest.fixture(scope="session")
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = Engine(settings)
-    engine.start()
-    assert engine.wait_ready(120), engine.failure
-    yield engine
-    engine.close(timeout=30)
-
-
-@pytest.fixture(scope="session")
 def reference_model(tiny_model: Path) -> Any:
     """The reference pipeline of DESIGN.md: what every front end must match."""
-    return build_reference_model(str(tiny_model), ncpu=1)
+    return build_reference(str(tiny_model), ncpu=1)
 
 
 @pytest.fixture(scope="session")
-def app_server(
-    model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppProcess]:
-    """The real app, started the way a user starts it, on a free port."""
-    logs = tmp_path_factory.mktemp("logs")
-    env = {**model_env, "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_DURATION_S": "20",
-           "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip
-    with run_app(env, logs) as app:
-        yield app
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server() -> Iterator[Any]:
     """A real redis-server on a free port, without persistence; tests may stop and restart it."""
+    from tests.support.servers import RedisServer
+
     server = RedisServer()
     server.start()
     yield server

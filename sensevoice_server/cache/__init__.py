@@ -19,7 +19,7 @@ identical concurrent requests (single flight) so one upload sent twice at once i
 
 from sensevoice_server.cache.keys import cache_key, sha256_hex
 from sensevoice_server.cache.redis_store import RedisStore
-from sensevoice_server.cache.result_cache import ResultCache, open_cache
+from sensevoice_server.cache.result_cache import ResultCache, open_cache, open_store
 from sensevoice_server.cache.sqlite_store import SqliteStore, default_sqlite_path
 from sensevoice_server.cache.store import CorruptEntry, NoStore, Store, decode, encode
 
@@ -35,5 +35,6 @@ __all__ = [
     "default_sqlite_path",
     "encode",
     "open_cache",
+    "open_store",
     "sha256_hex",
 ]

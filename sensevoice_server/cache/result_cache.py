@@ -21,6 +21,7 @@ from sensevoice_server.cache.store import NoStore, Store
 log = logging.getLogger("sensevoice_server.cache")
 
 WARN_EVERY_S = 10.0
+PROBE_KEY = "probe:start-up"  # never written: a lookup that shows the store answers
 # Failures that mean "the store is unavailable" (as opposed to one bad entry or value): after
 # one of these, ResultCache leaves the store alone for `retry_after_s`.
 # (Any Redis error counts: a refused write at maxmemory or a wrong password is an outage too.)
@@ -56,6 +57,7 @@ class ResultCache:
         self._suppressed = 0
         # One in-flight computation per (event loop, key): asyncio tasks belong to one loop.
         self._inflight: dict[tuple[int, str], asyncio.Task[tuple[dict[str, Any], bool]]] = {}
+        self._waiting: dict[asyncio.Task[tuple[dict[str, Any], bool]], int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -101,7 +103,8 @@ class ResultCache:
         was computed (nobody found it in the store), True when the store had it. If compute
         raises, every waiting caller gets the exception, nothing is cached, and the next call
         computes again. The shared work runs as its own task, so a caller that goes away (a
-        client disconnect cancels it) does not cancel the work the others are waiting for.
+        client disconnect cancels it) does not cancel the work the others are waiting for;
+        when the last one waiting goes away, the work is cancelled: nobody wants it any more.
         """
         inflight = (id(asyncio.get_running_loop()), key)
         task = self._inflight.get(inflight)
@@ -114,7 +117,15 @@ class ResultCache:
         else:
             with self._lock:
                 self.coalesced += 1
-        return await asyncio.shield(task)
+        self._waiting[task] = self._waiting.get(task, 0) + 1
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._waiting[task] -= 1
+            if not self._waiting[task]:
+                del self._waiting[task]
+                if not task.done():
+                    task.cancel()
 
     async def _get_or_compute(
         self, inflight: tuple[int, str], compute: Callable[[], Awaitable[dict[str, Any]]]
@@ -176,6 +187,18 @@ class ResultCache:
                 "coalesced": self.coalesced,
             }
 
+    def check(self) -> str | None:
+        """Reach the store once (at start-up): None if it answers, else what went wrong.
+
+        The cache is optional, so a store that fails here does not stop the service; the
+        caller warns loudly, and every request then degrades to "no cache" as it would later.
+        """
+        try:
+            self.store.get(PROBE_KEY)
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
     def clear(self) -> int:
         """Remove every entry; raises if the store is unreachable (an operator asked)."""
         return self.store.clear()
@@ -187,9 +210,17 @@ class ResultCache:
 def open_cache(
     url: str, *, max_bytes: int, ttl_s: float | None, retry_after_s: float = 1.0
 ) -> ResultCache:
-    """A ResultCache for `url`: "sqlite", "sqlite:///abs/path.sqlite3", "redis://host:port/db"
+    """A ResultCache over `open_store(url, ...)`."""
+    store = open_store(url, max_bytes=max_bytes, ttl_s=ttl_s)
+    log.info("result cache: %s at %s", store.name, store.location)
+    return ResultCache(store, retry_after_s=retry_after_s)
+
+
+def open_store(url: str, *, max_bytes: int, ttl_s: float | None) -> Store:
+    """The store for `url`: "sqlite", "sqlite:///abs/path.sqlite3", "redis://host:port/db"
     (also rediss:// and unix://), or "none". `max_bytes` caps SQLite only (Redis has its own
-    maxmemory); `ttl_s` (None or 0: no limit) applies to both."""
+    maxmemory); `ttl_s` (None or 0: no limit) applies to both. A URL it does not understand
+    is a ValueError saying what it takes."""
     scheme = url.split(":", 1)[0].lower() if url else "none"
     store: Store
     if url in ("none", ""):
@@ -212,5 +243,4 @@ def open_cache(
             f"{default_sqlite_path().parent}), 'sqlite:///abs/path.sqlite3', "
             "'redis://host:6379/0', or 'none'"
         )
-    log.info("result cache: %s at %s", store.name, store.location)
-    return ResultCache(store, retry_after_s=retry_after_s)
+    return store

@@ -1,0 +1,86 @@
+"""Request bodies over the limit are refused before they are read, on every route.
+
+A `Content-Length` above the limit gets its 413 at once, without reading a byte of the
+body; a chunked (or lying) body is cut off the moment it passes the limit: the app sees the
+client as gone, and the client gets the 413 instead of whatever the app would have said.
+Starlette and Gradio parse multipart bodies into temporary files as they arrive, so without
+this a 300 MB upload to a 2 MB server is received and spooled in full before any refusal.
+nginx's `client_max_body_size` (deploy/) is a second line, not the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sensevoice_server.api.errors import error_response
+from sensevoice_server.errors import TooLarge
+
+MULTIPART_SLACK = 64 * 1024  # room for the form fields and part headers beside the file
+
+LimitFor = Callable[[str], tuple[int, TooLarge]]
+"""The byte limit for a path, and the refusal that names it."""
+
+
+class BodyLimit:
+    """ASGI middleware: at most `limit_for(path)[0]` bytes of body per HTTP request."""
+
+    def __init__(self, app: ASGIApp, limit_for: LimitFor) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, refusal = self.limit_for(scope["path"])
+        declared = content_length(scope)
+        if declared is not None and declared > limit:
+            await error_response(refusal, headers={"Connection": "close"})(scope, receive, send)
+            return
+        await self._guarded(scope, receive, send, limit, refusal)
+
+    async def _guarded(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, refusal: TooLarge
+    ) -> None:
+        received = 0
+        tripped = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, tripped
+            if tripped:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    tripped = True
+                    return {"type": "http.disconnect"}  # the app stops reading here
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if tripped:
+                return  # the app's own answer to a body it never saw whole is not sent
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not tripped:
+                raise
+        if tripped and not started:
+            await error_response(refusal, headers={"Connection": "close"})(scope, receive, send)
+
+
+def content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,227 @@
+"""`WS /ws/transcribe`: live captions for a stream of raw PCM audio.
+
+The messages are defined in live/protocol.py; this route only moves them between the socket
+and a `LiveSession`. Without a valid API key (when keys are set) the upgrade itself is
+refused with HTTP 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from sensevoice_server.api.auth import websocket_authorized
+from sensevoice_server.errors import PolicyViolation, StreamError, TryAgainLater, UnsupportedData
+from sensevoice_server.live import LiveSession, LiveSessions
+from sensevoice_server.live.protocol import (
+    CONFIG,
+    CONTROL,
+    SAMPLE_RATES,
+    SESSION_ID,
+    Done,
+    ErrorMessage,
+    Ready,
+    StreamConfig,
+    pcm_samples,
+)
+from sensevoice_server.options import DecodeOptions
+from sensevoice_server.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["streaming"])
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client closed or dropped the connection: nobody is left to tell anything."""
+
+
+@router.websocket("/ws/transcribe")
+async def transcribe_stream(websocket: WebSocket) -> None:
+    settings: Settings = websocket.app.state.settings
+    sessions: LiveSessions = websocket.app.state.live_sessions
+    if not await websocket_authorized(websocket, settings):
+        return
+    await websocket.accept()
+    try:
+        async with asyncio.timeout(settings.live_max_session_s):
+            slot = sessions.reserve()  # refused at once when full, before any config
+            try:
+                config = await receive_config(websocket, settings.live_idle_timeout_s)
+                if not websocket.app.state.transcriber.ready:
+                    raise TryAgainLater("The model is not ready; try again shortly.", "not_ready")
+                options = DecodeOptions(language=config.language, use_itn=config.use_itn)
+                async with sessions.open(
+                    options, sample_rate=config.sample_rate, session_id=config.session_id,
+                    slot=slot,
+                ) as session:  # fmt: skip
+                    assert slot.session_id is not None
+                    ready = Ready(session_id=slot.session_id, next_segment=session.next_segment)
+                    await send(websocket, ready)
+                    await run_session(websocket, session, config, settings.live_idle_timeout_s)
+            finally:
+                slot.release()
+        await send(websocket, Done())
+        await websocket.close(1000)
+    except StreamError as error:
+        await fail(websocket, error)
+    except TimeoutError:
+        limit = settings.live_max_session_s
+        await fail(websocket, PolicyViolation(f"Streams end after {limit:g} s.", "too_long"))
+    except ClientGone:
+        log.info("live stream: client went away")
+    except Exception:
+        log.exception("live stream failed")
+        await fail(websocket, StreamError("Internal error; the stream was closed."))
+
+
+async def receive_config(websocket: WebSocket, idle_s: float) -> StreamConfig:
+    message = await receive(websocket, idle_s)
+    if message.get("text") is None:
+        raise PolicyViolation(
+            "The first message must be the JSON config, before any audio.", "invalid_config"
+        )
+    config = parse(CONFIG, message["text"], PolicyViolation, "invalid_config", "config")
+    config.session_id = session_id_of(websocket, config)
+    if config.sample_rate not in SAMPLE_RATES:
+        raise UnsupportedData(
+            f"Sample rate {config.sample_rate} Hz is not supported; use one of "
+            f"{', '.join(map(str, SAMPLE_RATES))}.",
+            "unsupported_sample_rate",
+        )
+    return config
+
+
+def session_id_of(websocket: WebSocket, config: StreamConfig) -> str | None:
+    """The config's session_id, else the URL's `?session_id=`.
+
+    nginx can only route by the URL (it never sees the first message), so a client that
+    wants a reconnect to reach the same process puts its id there; the config may repeat it.
+    """
+    in_url = websocket.query_params.get("session_id")
+    if in_url is None:
+        return config.session_id
+    try:
+        in_url = SESSION_ID.validate_python(in_url)
+    except ValidationError:
+        raise PolicyViolation(
+            "The URL's session_id must be 1-64 letters, digits or . _ : -", "invalid_config"
+        ) from None
+    if config.session_id not in (None, in_url):
+        raise PolicyViolation(
+            "The session_id in the URL and in the config differ.", "invalid_config"
+        )
+    return in_url
+
+
+async def run_session(
+    websocket: WebSocket, session: LiveSession, config: StreamConfig, idle_s: float
+) -> None:
+    """Receive audio and send results side by side until the results are all out.
+
+    A client that goes quiet mid-utterance still gets the final of what it said: the idle
+    limit ends the audio, the session decodes what was heard, and only then is the stream
+    closed as idle.
+    """
+    idle: PolicyViolation | None = None
+
+    async def receive_then_finish() -> None:
+        nonlocal idle
+        try:
+            await receive_audio(websocket, session, config.format, idle_s)
+        except PolicyViolation as error:
+            if error.code != "idle_timeout":
+                raise
+            idle = error
+        await session.finish()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(receive_then_finish())
+            group.create_task(send_results(websocket, session))
+    except BaseExceptionGroup as group:
+        raise primary(group) from None
+    if idle is not None:
+        raise idle
+
+
+async def receive_audio(
+    websocket: WebSocket, session: LiveSession, fmt: str, idle_s: float
+) -> None:
+    while True:
+        message = await receive(websocket, idle_s)
+        if (data := message.get("bytes")) is not None:
+            await session.feed(pcm_samples(data, fmt))
+            continue
+        parse(CONTROL, message.get("text") or "", UnsupportedData, "invalid_message", "message")
+        return
+
+
+async def send_results(websocket: WebSocket, session: LiveSession) -> None:
+    while (event := await session.events.get()) is not None:
+        if isinstance(event, StreamError):
+            raise event
+        await send(websocket, event)
+
+
+# --- helpers --------------------------------------------------------------------------------
+async def receive(websocket: WebSocket, idle_s: float) -> dict[str, Any]:
+    """The next message; only the client's silence counts toward the idle limit."""
+    try:
+        async with asyncio.timeout(idle_s):
+            message = await websocket.receive()
+    except TimeoutError:
+        raise PolicyViolation(f"Nothing received for {idle_s:g} s.", "idle_timeout") from None
+    if message["type"] == "websocket.disconnect":
+        raise ClientGone
+    return message
+
+
+async def send(websocket: WebSocket, message: BaseModel) -> None:
+    try:
+        await websocket.send_text(message.model_dump_json())
+    except (WebSocketDisconnect, RuntimeError, OSError) as error:
+        raise ClientGone from error
+
+
+async def fail(websocket: WebSocket, error: StreamError) -> None:
+    """Tell the client why, then close with the code that says what kind of problem it was."""
+    log.info("live stream closed: %s (%s)", error.code, error.message)
+    try:
+        await send(websocket, ErrorMessage(code=error.code, reason=error.message))
+        await websocket.close(error.close_code, reason=error.code)
+    except (ClientGone, RuntimeError, OSError):
+        pass
+
+
+def parse(adapter: TypeAdapter[T], text: str, kind: type[StreamError], code: str, what: str) -> T:
+    """Validate a client message; a bad one ends the stream, with pydantic's findings."""
+    try:
+        return adapter.validate_json(text)
+    except ValidationError as problem:
+        findings = "; ".join(
+            f"{'.'.join(map(str, item['loc'])) or 'message'}: {item['msg']}"
+            for item in problem.errors(include_url=False)
+        )
+        raise kind(f"Invalid {what}. {findings}", code) from None
+
+
+def primary(group: BaseExceptionGroup) -> BaseException:
+    """The exception that says why a receiver/sender pair stopped: ours before the rest."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    for kind in (StreamError, ClientGone):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0]

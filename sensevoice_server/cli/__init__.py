@@ -1,0 +1,1 @@
+"""Command-line clients: `python -m sensevoice_server.cli stream|batch ...`."""

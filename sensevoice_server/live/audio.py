@@ -1,0 +1,67 @@
+"""A live stream's audio on its way in: resampled to 16 kHz, kept by sample index."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+class Resampler:
+    """Streaming conversion to 16 kHz with FFmpeg's resampler (PyAV), chunk by chunk.
+
+    swresample keeps its filter state between calls, so the output does not depend on how
+    the input was cut into chunks (measured: identical for 10 ms and 2 s chunks).
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = self._rate
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[av.AudioFrame]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+
+
+class AudioBuffer:
+    """The recent audio of a stream, addressed by sample index since the stream began.
+
+    Chunks are kept as they came, so appending never re-copies what is already held.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self.start = 0  # index of the first sample held
+        self.end = 0  # index after the last sample held
+
+    def append(self, samples: np.ndarray) -> None:
+        self._chunks.append(samples)
+        self.end += samples.size
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        parts, position = [], self.start
+        for chunk in self._chunks:
+            chunk_end = position + chunk.size
+            if chunk_end > start and position < end:
+                parts.append(chunk[max(start - position, 0) : end - position])
+            position = chunk_end
+            if position >= end:
+                break
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def drop_before(self, index: int) -> None:
+        while self._chunks and self.start + self._chunks[0].size <= index:
+            self.start += self._chunks.popleft().size

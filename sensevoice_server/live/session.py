@@ -1,0 +1,297 @@
+"""One live stream: audio in, `Partial` and `Final` results out, decoded by the one model.
+
+SenseVoiceSmall is not a streaming model, so a `LiveSession` makes it feel like one: the
+`UtteranceCutter` finds where speech starts and ends; while an utterance is open it is
+re-decoded now and then for a partial result, and when it closes it is decoded once more for
+its final result with language, emotion and events. Every decode goes through
+`Transcriber.transcribe_utterance`, ahead of uploads in the engine's queue (finals ahead of
+partials). Both front ends drive this class, the WebSocket route (api/stream.py) and the UI's
+Live tab (ui/live.py), through `LiveSessions.open` (registry.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from sensevoice_server.errors import (
+    Busy,
+    GoingAway,
+    NotReady,
+    ServiceError,
+    StreamError,
+    TryAgainLater,
+)
+from sensevoice_server.live.audio import SAMPLE_RATE
+from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
+from sensevoice_server.live.protocol import Final, Partial
+from sensevoice_server.options import DecodeOptions
+from sensevoice_server.transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+MIN_PARTIAL = SAMPLE_RATE // 2  # no partial for less audio than this
+PARTIALS_IN_FLIGHT = 1  # per process: partials use what finals leave of the model
+PARTIAL_SHARE = 0.5  # partials of all streams together take at most this share of the model
+MAX_PENDING = 30 * SAMPLE_RATE  # closed audio awaiting finals before feed() waits (backpressure)
+BACKPRESSURE_LIMIT_S = 15.0  # longest feed() waits for that; below the WebSocket ping timeout
+BUSY_RETRY_S = 0.25  # a full engine queue: retry a final this often...
+BUSY_LIMIT_S = 30.0  # ...for this long, then give up on the stream
+
+Event = Partial | Final | StreamError
+
+
+class Decoder(Protocol):
+    """What a session needs of the Transcriber: one utterance to a transcript."""
+
+    async def transcribe_utterance(
+        self, samples: np.ndarray, options: DecodeOptions, *, partial: bool = False
+    ) -> Transcript: ...
+
+
+@dataclass
+class StreamLoad:
+    """Stream work of one process not yet done, shared by all its streams (event-loop only).
+
+    Lets a partial, which is only a preview, wait until no final anywhere in the process is
+    waiting, and spaces partials out as more streams share the model.
+    """
+
+    finals: int = 0  # utterances closed and not yet given their final
+    partials: int = 0  # partial decodes queued or running
+    sessions: int = 0  # streams open now
+    partial_s: float = field(default=0.0)  # recent model time of one partial (moving average)
+
+    def partial_interval(self, least_s: float) -> float:
+        """Seconds between two partials of one stream: at least `least_s`, and long enough
+        that partials of all streams fill at most PARTIAL_SHARE of the model's time."""
+        return max(least_s, self.partial_s * max(self.sessions, 1) / PARTIAL_SHARE)
+
+    def observe_partial(self, seconds: float) -> None:
+        self.partial_s = seconds if not self.partial_s else 0.7 * self.partial_s + 0.3 * seconds
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    vad_threshold: float
+    end_silence_ms: int
+    max_utterance_s: float
+    partial_interval_s: float
+
+
+class LiveSession:
+    """Call `feed()` with each chunk in order, `finish()` at the end of the audio, and always
+    `aclose()`. Results appear on `events` as they are ready, a `StreamError` there if the
+    stream must end, and None after the last result once `finish()` has run."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        options: DecodeOptions,
+        settings: LiveSettings,
+        load: StreamLoad,
+        *,
+        sample_rate: int = SAMPLE_RATE,
+        first_segment: int = 0,
+    ) -> None:
+        self._decoder = decoder
+        self._options = options
+        self._settings = settings
+        self._load = load
+        self._cutter = UtteranceCutter(
+            sample_rate=sample_rate, first_segment=first_segment,
+            vad_threshold=settings.vad_threshold, end_silence_ms=settings.end_silence_ms,
+            max_utterance_s=settings.max_utterance_s,
+        )  # fmt: skip
+        self._closed: asyncio.Queue[Closed | None] = asyncio.Queue()
+        self._pending = 0  # samples closed and still waiting for their final
+        self._unfinished = 0  # utterances closed and still waiting for their final
+        self._progress = asyncio.Condition()
+        self._lock = asyncio.Lock()  # feed() and finish() in order, one at a time
+        self._final_task = asyncio.create_task(self._decode_finals())
+        self._partial_task: asyncio.Task[None] | None = None
+        self._last_partial = (0.0, 0)  # (loop time, sample index) of the last partial asked for
+        self._finished = False
+        self._finals_stopped = False
+        self.events: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    @property
+    def next_segment(self) -> int:
+        return self._cutter.next_segment
+
+    async def feed(self, samples: np.ndarray) -> None:
+        """Take the next chunk; waits (backpressure) while too much audio awaits its final."""
+        async with self._lock:
+            if self._finished:
+                raise RuntimeError("feed() after finish() or aclose()")
+            opened = self._cutter.open
+            chunk = np.array(samples, dtype=np.float32).reshape(-1)  # a copy we own
+            self._queue_finals(await self._cutter.take(chunk))
+            if self._cutter.open is not None and self._cutter.open is not opened:
+                self._last_partial = (asyncio.get_running_loop().time(), self._cutter.open.start)
+            self._maybe_partial()
+        await self._wait_for_capacity()
+
+    async def finish(self) -> None:
+        """End of audio: close the open utterance, wait for every final, then put None."""
+        async with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._queue_finals(await self._cutter.finish())
+            if self._partial_task:
+                self._partial_task.cancel()
+            self._closed.put_nowait(None)
+        await self._final_task
+        self.events.put_nowait(None)
+
+    async def aclose(self) -> None:
+        """Stop now: cancel pending decodes and drop the audio. Safe to call twice."""
+        self._finished = True
+        tasks = [t for t in (self._partial_task, self._final_task) if t and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._load.finals -= self._unfinished
+        self._unfinished = 0
+        self._cutter.release()
+
+    # --- finals ---------------------------------------------------------------------------
+    def _queue_finals(self, closed: list[Closed]) -> None:
+        for utterance in closed:
+            self._pending += utterance.audio.size
+            self._unfinished += 1
+            self._load.finals += 1
+            self._closed.put_nowait(utterance)
+
+    async def _decode_finals(self) -> None:
+        """Decode closed utterances one after the other, so finals come out in order."""
+        try:
+            while (closed := await self._closed.get()) is not None:
+                transcript = await self._decode_final(closed.audio)
+                self.events.put_nowait(final_of(closed, transcript))
+                self._unfinished -= 1
+                self._load.finals -= 1
+                async with self._progress:
+                    self._pending -= closed.audio.size
+                    self._progress.notify_all()
+        except StreamError as error:
+            self.events.put_nowait(error)
+        except Exception:
+            log.exception("final decode failed")
+            self.events.put_nowait(StreamError("The server failed to decode this stream."))
+        finally:
+            self._finals_stopped = True
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def _decode_final(self, audio: np.ndarray) -> Transcript:
+        deadline = time.monotonic() + BUSY_LIMIT_S
+        while True:
+            try:
+                return await self._decoder.transcribe_utterance(audio, self._options)
+            except Busy as error:
+                if time.monotonic() > deadline:
+                    raise TryAgainLater(
+                        "The server stayed too busy to transcribe this stream.", code="busy"
+                    ) from error
+                await asyncio.sleep(BUSY_RETRY_S)
+            except NotReady as error:
+                raise GoingAway("The server is shutting down; reconnect.") from error
+            except ServiceError as error:
+                raise StreamError(error.message, code=error.code) from error
+
+    async def _wait_for_capacity(self) -> None:
+        if self._pending <= MAX_PENDING:
+            return
+        try:
+            async with asyncio.timeout(BACKPRESSURE_LIMIT_S), self._progress:
+                await self._progress.wait_for(
+                    lambda: self._pending <= MAX_PENDING or self._finals_stopped
+                )
+        except TimeoutError:
+            raise TryAgainLater(
+                "The server cannot keep up with this stream; send audio at real time.",
+                code="busy",
+            ) from None
+
+    # --- partials -------------------------------------------------------------------------
+    def _maybe_partial(self) -> None:
+        """Ask for a partial when one is due, unless it would delay more important work.
+
+        Skipped (not queued for later) while a partial is still pending or a final is
+        waiting, in this stream or any other of the process: finals come first.
+        """
+        utterance = self._cutter.open
+        if utterance is None or self._finished:
+            return
+        if self._load.finals or self._load.partials >= PARTIALS_IN_FLIGHT:
+            return
+        now, end = asyncio.get_running_loop().time(), self._cutter.end
+        interval = self._load.partial_interval(self._settings.partial_interval_s)
+        last_time, last_end = self._last_partial
+        if (
+            end - utterance.start < MIN_PARTIAL
+            or now - last_time < interval
+            or end - last_end < interval * SAMPLE_RATE
+        ):
+            return
+        self._last_partial = (now, end)
+        self._load.partials += 1
+        task = asyncio.create_task(self._decode_partial(utterance, self._cutter.open_audio()))
+        task.add_done_callback(self._partial_done)
+        self._partial_task = task
+
+    def _partial_done(self, task: asyncio.Task[None]) -> None:
+        # a callback, not a `finally`: a task cancelled before it starts runs no finally
+        self._load.partials -= 1
+
+    async def _decode_partial(self, utterance: Utterance, audio: np.ndarray) -> None:
+        started = time.perf_counter()
+        try:
+            transcript = await self._decoder.transcribe_utterance(
+                audio, self._options, partial=True
+            )
+        except ServiceError:
+            return  # busy or stopping: a partial is only a preview, so skip it
+        except Exception:
+            log.exception("partial decode failed")
+            return
+        self._load.observe_partial(time.perf_counter() - started)
+        if self._cutter.open is utterance:  # else its final is on the way and replaces it
+            segment = transcript.segments[0] if transcript.segments else None
+            text = segment.text if segment else ""
+            self.events.put_nowait(
+                Partial(segment=utterance.segment, start=seconds(utterance.start), text=text)
+            )
+
+
+def final_of(closed: Closed, transcript: Transcript) -> Final:
+    segment = transcript.segments[0] if transcript.segments else None
+    return Final(
+        segment=closed.segment,
+        start=seconds(closed.start),
+        end=seconds(closed.end),
+        text=segment.text if segment else "",
+        rich=segment.rich if segment else "",
+        language=segment.language if segment else "",
+        emotion=segment.emotion if segment else "",
+        events=list(segment.events) if segment else [],
+    )
+
+
+def seconds(samples: int) -> float:
+    return round(samples / SAMPLE_RATE, 3)
+
+
+def drain(session: LiveSession) -> list[Event | None]:
+    """Every event the session has ready now, without waiting."""
+    events: list[Event | None] = []
+    while not session.events.empty():
+        events.append(session.events.get_nowait())
+    return events

@@ -1,0 +1,26 @@
+"""What a caller may ask of one transcription: the request-shaped types every layer shares.
+
+Front ends build these from their own protocol (form fields, Gradio inputs, a WebSocket
+config); the Transcriber, the cache key and the engine read them. Nothing here imports the
+engine, so front ends never need to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Language = Literal["auto", "zh", "en", "yue", "ja", "ko", "nospeech"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
+LANGUAGE_NAMES = {
+    "auto": "Detect automatically", "zh": "Chinese (Mandarin)", "en": "English",
+    "yue": "Cantonese", "ja": "Japanese", "ko": "Korean", "nospeech": "No speech",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Options that change what the model gives; every field is part of the cache key."""
+
+    language: str = "auto"
+    use_itn: bool = True

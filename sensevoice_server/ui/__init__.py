@@ -1,0 +1,30 @@
+"""The Gradio Blocks web UI, and the `/transcribe` endpoint gradio_client calls.
+
+Two tabs: Transcribe (a file or a recording, transcribe.py) and Live (microphone captions,
+live.py). The UI only translates: Gradio's inputs to a Transcriber call, its result back.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from sensevoice_server.live import LiveSessions
+from sensevoice_server.service import Transcriber
+from sensevoice_server.ui.live import build_live_tab
+from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab
+
+__all__ = ["SAMPLES_DIR", "build_ui"]
+
+
+def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks:
+    with gr.Blocks(title="SenseVoice transcription") as blocks:
+        gr.Markdown(
+            "## SenseVoice transcription\n"
+            "Speech to text in Chinese, English, Cantonese, Japanese and Korean, with the "
+            "speaker's emotion and audio events (laughter, applause, music...)."
+        )
+        with gr.Tab("Transcribe"):
+            build_transcribe_tab(transcriber)
+        with gr.Tab("Live"):
+            build_live_tab(live_sessions, transcriber.settings)
+    return blocks

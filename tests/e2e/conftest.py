@@ -1,0 +1,21 @@
+"""The end-to-end tier: the real app started as a user starts it, real clients, real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.servers import AppProcess, run_app
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppProcess]:
+    """The real app, started the way a user starts it, on a free port."""
+    logs = tmp_path_factory.mktemp("logs")
+    env = {**model_env, "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_DURATION_S": "20",
+           "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip
+    with run_app(env, logs) as app:
+        yield app

@@ -1,0 +1,118 @@
+"""Start real processes for tests: the app itself (as a user runs it) on a free port.
+
+Tests talk to these over real sockets with real clients; nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, interval: float = 0.1) -> bool:
+    """Poll `check()` until it is true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def is_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class AppProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_app(
+    env: dict[str, str], log_dir: Path, *args: str, ready_timeout: float = 120
+) -> Iterator[AppProcess]:
+    """Run `python app_sensevoice.py` with SENSEVOICE_* settings, yield once it is ready."""
+    port = free_port()
+    log_path = log_dir / f"app-{port}.log"
+    full_env = {**os.environ, **env, "SENSEVOICE_PORT": str(port)}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app_sensevoice.py"), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    app = AppProcess(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        if not wait_until(lambda: is_ready(app.url) or process.poll() is not None, ready_timeout):
+            raise RuntimeError(f"app did not become ready:\n{app.log()}")
+        if process.poll() is not None:
+            raise RuntimeError(f"app exited with {process.returncode}:\n{app.log()}")
+        yield app
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class RedisServer:
+    """A throwaway redis-server (no persistence) that a test may stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        # No persistence: a restart comes back empty, like a fresh cache.
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None

@@ -1,0 +1,64 @@
+"""Decoding: every format browsers and users send becomes 16 kHz mono float32, or a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sensevoice_server.audio import SAMPLE_RATE, AudioLimits, decode
+from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
+from tests.support.audio_files import wav_bytes
+from tests.support.samples import ENGLISH_FORMATS, SAMPLES
+
+LIMITS = AudioLimits(max_bytes=5_000_000, max_duration_s=60)
+
+
+@pytest.mark.parametrize("name", ENGLISH_FORMATS)
+def test_every_format_decodes_to_16k_mono_float32(name: str) -> None:
+    reference = decode((SAMPLES / "en.wav").read_bytes(), LIMITS)
+    samples = decode((SAMPLES / name).read_bytes(), LIMITS)
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    assert abs(samples.size - reference.size) < 0.1 * SAMPLE_RATE  # codec padding only
+    assert 0.2 < np.abs(samples).max() <= 1.0
+
+
+def test_stereo_44k_is_downmixed_and_resampled_to_the_same_signal() -> None:
+    mono = decode((SAMPLES / "en.wav").read_bytes(), LIMITS)
+    stereo = decode((SAMPLES / "en_44k_stereo.wav").read_bytes(), LIMITS)
+    n = min(mono.size, stereo.size)
+    assert np.corrcoef(mono[:n], stereo[:n])[0, 1] > 0.95
+
+
+def test_silence_decodes_to_zeros() -> None:
+    samples = decode((SAMPLES / "silence.wav").read_bytes(), LIMITS)
+    assert samples.size == 3 * SAMPLE_RATE
+    assert not samples.any()
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"", EmptyAudio, "empty"),
+        (np.random.default_rng(0).bytes(20_000), UnsupportedAudio, "could not be decoded"),
+        (b"this is a text file, not audio\n" * 50, UnsupportedAudio, "could not be decoded"),
+        ((SAMPLES / "en.mp3").read_bytes()[:9000], UnsupportedAudio, "truncated"),
+        (wav_bytes(np.zeros(0)), EmptyAudio, "no audio"),
+    ],
+    ids=["empty", "random-bytes", "text-file", "truncated-mp3", "wav-without-samples"],
+)
+def test_bad_input_gets_a_message_a_person_understands(
+    data: bytes, error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        decode(data, LIMITS)
+
+
+def test_over_the_byte_limit_is_refused_before_decoding() -> None:
+    with pytest.raises(TooLarge, match=r"larger than the limit of 0\.001 MB"):
+        decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(max_bytes=1000, max_duration_s=60))
+
+
+def test_over_the_duration_limit_is_refused() -> None:
+    with pytest.raises(TooLong, match="longer than the limit of 2 seconds"):
+        decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(max_bytes=10**8, max_duration_s=2))
