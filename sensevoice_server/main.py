@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from sensevoice_server.errors import StartupError
 from sensevoice_server.logs import configure_logging
+from sensevoice_server.model_source import ModelSource, resolve
 from sensevoice_server.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger("sensevoice_server")
@@ -43,6 +44,10 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     sock = listen(settings)  # first: a port in use fails before seconds of imports
+    settings, sources = resolve(settings)  # before serving: where the models come from
+    # Decoding, VAD and the model run in threads that hold the GIL between C calls; handing
+    # it over every 1 ms instead of 5 keeps the event loop (and /health) answering fast.
+    sys.setswitchinterval(0.001)
     from sensevoice_server.app import create_app
     from sensevoice_server.server import DrainingServer
 
@@ -53,6 +58,7 @@ def serve(settings: Settings) -> int:
         server.should_exit = True
 
     app = create_app(settings, on_fatal=stop_on_fatal)
+    log_summary(settings, sources)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -70,19 +76,36 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def log_summary(settings: Settings, sources: list[ModelSource]) -> None:
+    """What this process serves, once, in a few lines a person reads at start-up."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"http://{host}:{settings.port}"
+    by_setting = {source.setting: source for source in sources}
+    log.info("model: %s", by_setting["model"].describe())
+    log.info("VAD: %s", by_setting["vad_model"].describe())
+    log.info("device: %s, %d CPU threads", settings.device, settings.ncpu)
+    log.info("web UI: %s/   API docs: %s/docs   health: %s/health", url, url, url)
+
+
 def listen(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything slow happens.
+
+    Made with the TCP protocol number: asyncio sets TCP_NODELAY only on sockets whose
+    `proto` says TCP, and without it a keep-alive client waits 40 ms per answer (Nagle's
+    algorithm against delayed ACKs).
+    """
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
+        sock.listen(2048)
     except OSError as error:
         sock.close()
         raise StartupError(
             f"--port {settings.port} (SENSEVOICE_PORT) / --host {settings.host}: cannot listen "
             f"there: {error.strerror or error}. Is another server running on it?"
         ) from None
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -26,7 +26,10 @@ LanguageForm = Annotated[Language, Form(description="Spoken language, or auto to
 ItnForm = Annotated[bool, Form(description="Inverse text normalisation: punctuation, numbers.")]
 AudioFile = Annotated[
     UploadFile,
-    File(description="Audio: WAV, MP3, M4A, OGG, FLAC, WebM... (not empty)."),
+    File(
+        description="Audio: WAV, MP3, M4A, OGG, FLAC, WebM... (not empty).",
+        json_schema_extra={"minLength": 1},  # an empty file is refused (400)
+    ),
 ]
 
 

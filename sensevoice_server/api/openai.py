@@ -70,7 +70,10 @@ async def create_transcription(
     request: Request,
     transcriber: TranscriberDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="The audio file (not empty).")],
+    file: Annotated[
+        UploadFile,
+        File(description="The audio file (not empty).", json_schema_extra={"minLength": 1}),
+    ],
     model: Annotated[str, Form(min_length=1, description="A name listed by GET /v1/models.")],
     language: Annotated[
         str | None, Form(description="zh, en, yue, ja, ko; empty to detect.")

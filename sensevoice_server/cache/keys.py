@@ -9,7 +9,7 @@ KEY_VERSION = "v1"
 KINDS = frozenset({"pcm", "bytes"})
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     """Hash of the whole content: a prefix hash would let two different clips share a key."""
     return hashlib.sha256(data).hexdigest()
 

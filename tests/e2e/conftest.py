@@ -15,7 +15,8 @@ def app_server(
 ) -> Iterator[AppProcess]:
     """The real app, started the way a user starts it, on a free port."""
     logs = tmp_path_factory.mktemp("logs")
-    env = {**model_env, "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_DURATION_S": "20",
+    env = {**model_env, "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_BATCH_MB": "4",
+           "SENSEVOICE_MAX_DURATION_S": "20",
            "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip
     with run_app(env, logs) as app:
         yield app

@@ -283,6 +283,16 @@ def test_an_idle_stream_is_closed(app: AppProcess) -> None:
     assert messages[-1]["code"] == "idle_timeout" and code == 1008
 
 
+def test_a_stream_that_goes_idle_mid_utterance_still_gets_its_final(app: AppProcess) -> None:
+    half = pcm16(load("en.wav")[: 16000 * 3 // 2])  # stops in the middle of a sentence
+    messages, code = exchange(app, CONFIG, half)  # then nothing for 2 s
+    kinds = [m["type"] for m in messages]
+    assert kinds[0] == "ready" and kinds[-2:] == ["final", "error"], messages
+    final = messages[-2]
+    assert final["text"] and final["start"] < 0.5 and final["end"] == pytest.approx(1.5, abs=0.05)
+    assert messages[-1]["code"] == "idle_timeout" and code == 1008
+
+
 def test_reconnecting_with_the_session_id_continues_the_segment_numbers(
     app: AppProcess,
 ) -> None:

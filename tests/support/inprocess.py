@@ -46,3 +46,8 @@ async def wait_ready(app: FastAPI, timeout: float = 120) -> None:
             if transcriber.engine.failure:
                 raise transcriber.engine.failure
             await asyncio.sleep(0.05)
+
+
+def changed(settings: Settings, **changes: object) -> Settings:
+    """`settings` with some fields changed, validated as at start-up (model_copy would not)."""
+    return Settings(**{**settings.model_dump(), **changes})

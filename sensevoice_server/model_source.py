@@ -1,0 +1,136 @@
+"""Where each model comes from, found out in seconds, before the server listens.
+
+A value that looks like a path is a path: it must be a directory holding what funasr reads
+(a missing one fails at once, naming it). Anything else is a hub id: a complete copy already
+in ModelScope's cache is used from there (no network at all), else the hub must answer
+within a few seconds, or start-up stops with one paragraph saying what failed and the two
+ways out. Without this, funasr spends 20-45 s in DNS timeouts after "running on" was
+printed, then reports the hub as "model ... is not registered".
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sensevoice_server.errors import StartupError
+from sensevoice_server.settings import Settings, flag, variable
+
+log = logging.getLogger(__name__)
+
+# funasr's own aliases for the hub ids (funasr/download/name_maps_from_hub.py, name_maps_ms);
+# tests/unit/test_model_source.py checks they still agree.
+HUB_ALIASES = {
+    "fsmn-vad": "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch",
+    "cam++": "iic/speech_campplus_sv_zh-cn_16k-common",
+}
+BUILT_IN = {"silero-vad": "shipped in the silero-vad wheel"}
+REQUIRED_FILES = ("config.yaml", "model.pt")  # what funasr's AutoModel reads from a directory
+HUB_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    setting: str  # the Settings field
+    value: str  # as the user gave it
+    load_from: str  # what to hand funasr: a local directory, a hub id or a built-in name
+    where: str  # for the start-up summary: "local directory", "hub cache", ...
+
+    def describe(self) -> str:
+        if self.load_from == self.value:
+            return f"{self.value} ({self.where})"
+        return f"{self.value} ({self.where}: {self.load_from})"
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith(("/", ".", "~")) or Path(value).expanduser().exists()
+
+
+def locate(setting: str, value: str) -> ModelSource:
+    """A path that must be a model directory, a built-in name, or a hub id (maybe cached)."""
+    if looks_like_path(value):
+        return ModelSource(setting, value, str(check_directory(setting, value)), "local directory")
+    if value in BUILT_IN:
+        return ModelSource(setting, value, value, BUILT_IN[value])
+    cached = cached_copy(HUB_ALIASES.get(value, value))
+    if cached is not None:
+        return ModelSource(setting, value, cached, "hub cache")
+    return ModelSource(setting, value, value, "model hub, downloaded at first start")
+
+
+def check_directory(setting: str, value: str) -> Path:
+    path = Path(value).expanduser()
+    where = f"{flag(setting)} {value} ({variable(setting)})"
+    if not path.exists():
+        raise StartupError(f"{where}: no such directory.")
+    if not path.is_dir():
+        raise StartupError(f"{where}: not a directory; give the model's directory.")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise StartupError(
+            f"{where}: the directory has no {' or '.join(missing)}; a funasr model directory "
+            f"holds {', '.join(REQUIRED_FILES)} and the files its config names."
+        )
+    return path.resolve()
+
+
+def cached_copy(hub_id: str) -> str | None:
+    """ModelScope's local copy of `hub_id`, asked of modelscope itself without any network."""
+    from modelscope.hub.snapshot_download import snapshot_download
+
+    try:
+        path = Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:  # modelscope raises several kinds for "not cached"
+        return None
+    return str(path) if all((path / name).is_file() for name in REQUIRED_FILES) else None
+
+
+def hub_problem(timeout_s: float = HUB_TIMEOUT_S) -> str | None:
+    """None if ModelScope's endpoint accepts a TCP connection within `timeout_s`; else why not.
+
+    Runs in a thread with a deadline: a failing DNS lookup can take 20 s by itself.
+    """
+    from modelscope.hub.utils.utils import get_endpoint
+
+    endpoint = get_endpoint()
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname or endpoint, parts.port or 443
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{endpoint}: {error.strerror or error}")
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"{endpoint}: no answer within {timeout_s:g} s"
+
+
+def resolve(settings: Settings) -> tuple[Settings, list[ModelSource]]:
+    """The settings with each model's source resolved, and the sources for the summary."""
+    sources = [locate("model", settings.model), locate("vad_model", settings.vad_model)]
+    remote = [s for s in sources if s.where.startswith("model hub")]
+    if remote and (problem := hub_problem()):
+        raise StartupError(unreachable(remote, problem))
+    resolved = settings.model_copy(update={s.setting: s.load_from for s in sources})
+    return resolved, sources
+
+
+def unreachable(remote: list[ModelSource], problem: str) -> str:
+    names = " and ".join(f"{s.value} ({flag(s.setting)})" for s in remote)
+    return (
+        f"Cannot get {names}: not in the local model cache (~/.cache/modelscope), and the "
+        f"model hub cannot be reached from here ({problem}). Two ways out: (1) download the "
+        "models once on a machine with internet access, copy the directories here and point "
+        "at them: --model /path/to/SenseVoiceSmall --vad-model /path/to/fsmn-vad (or "
+        "SENSEVOICE_MODEL and SENSEVOICE_VAD_MODEL; --vad-model silero-vad needs no "
+        "download at all); or (2) let this machine reach the hub and start again."
+    )

@@ -1,0 +1,108 @@
+"""Admit before working: a flood of long uploads is refused at once, memory stays bounded, the
+health check stays fast, and work whose client gave up stops.
+
+Forty clients each send the same 55-minute Opus file (2.5 MB) at once to an app with the
+default limits (16 jobs, 2 hours of queued audio). Two fit the audio budget; the rest must
+get a 429 with Retry-After before anything is decoded for them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import AppProcess, run_app, wait_until
+
+CLIENTS = 40
+HEALTH_POLLER = """
+import sys, time, httpx
+with httpx.Client(base_url=sys.argv[1], timeout=5) as client:
+    while True:
+        started = time.perf_counter()
+        client.get("/health").raise_for_status()
+        print((time.perf_counter() - started) * 1000, flush=True)
+        time.sleep(0.02)
+"""
+GIVE_UP_S = 15.0  # the clients' patience: then they disconnect
+
+
+def rss_kb(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of a process, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+@pytest.fixture(scope="module")
+def long_opus(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("opus") / "55min.opus"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:d=3300:sample_rate=16000",
+         "-ac", "1", "-c:a", "libopus", "-b:a", "6k", "-compression_level", "0",
+         "-frame_duration", "60", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def default_app(model_env: dict[str, str], tmp_path_factory) -> Iterator[AppProcess]:
+    with run_app(model_env, tmp_path_factory.mktemp("flood")) as app:
+        yield app
+
+
+def test_a_flood_of_long_uploads_is_refused_before_any_work(
+    default_app: AppProcess, long_opus: bytes
+) -> None:
+    pid = default_app.process.pid
+    before_kb = rss_kb(pid, "VmRSS")
+    # /health is timed from a process of its own: the 40 client threads here share one GIL
+    poller = subprocess.Popen(
+        [sys.executable, "-c", HEALTH_POLLER, default_app.url], stdout=subprocess.PIPE, text=True
+    )
+
+    def upload(_: int) -> int | str:
+        try:
+            answer = httpx.post(
+                f"{default_app.url}/api/transcribe",
+                files={"file": ("long.opus", long_opus)},
+                timeout=GIVE_UP_S,
+            )
+        except httpx.TimeoutException:
+            return "gave up"
+        if answer.status_code == 429:
+            assert int(answer.headers["Retry-After"]) >= 1
+            assert answer.json()["error"]["type"] == "rate_limit_error"
+        return answer.status_code
+
+    try:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            outcomes = list(pool.map(upload, range(CLIENTS)))
+    finally:
+        poller.terminate()
+    health_ms = [float(line) for line in poller.communicate(timeout=10)[0].split()]
+    peak_kb = rss_kb(pid, "VmHWM")
+    refused = outcomes.count(429)
+    assert refused >= CLIENTS - 3, outcomes
+    assert set(outcomes) <= {429, "gave up", 200}, outcomes
+    grown_mb = (peak_kb - before_kb) / 1024
+    p50, p95 = statistics.median(health_ms), statistics.quantiles(health_ms, n=20)[-1]
+    print(
+        f"\n[admission] {refused}/{CLIENTS} refused; RSS {before_kb / 1024:.0f} MB, peak "
+        f"+{grown_mb:.0f} MB; /health p50 {p50:.1f} ms, p95 {p95:.1f} ms ({len(health_ms)})"
+    )
+    assert grown_mb < 1500, f"memory grew by {grown_mb:.0f} MB"
+    assert p95 < 50, sorted(health_ms)[-10:]
+    # the clients that were let in gave up: their work stops instead of running for nobody
+    health = f"{default_app.url}/health"
+    assert wait_until(lambda: httpx.get(health).json()["queue_depth"] == 0, 60), httpx.get(
+        health
+    ).json()

@@ -1,0 +1,125 @@
+"""Start-up as a newcomer meets it: a bad setting stops the process within seconds, with one
+line naming the setting, exit status 2, and no traceback; an optional cache that does not
+answer only warns."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import ROOT, free_port, run_app
+
+
+def start(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app_sensevoice.py"), *args],
+        env={**os.environ, "SENSEVOICE_PORT": str(free_port()), **env},
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output and "ValidationError" not in output, output
+    assert "Uvicorn running" not in output, output
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, output
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--port", "abc"], {}, ["--port", "valid integer", "'abc'"]),
+        (["--queue-size", "-1"], {}, ["--queue-size", "greater than or equal to 1"]),
+        ([], {"SENSEVOICE_QUEUE_SIZE": "many"}, ["SENSEVOICE_QUEUE_SIZE", "valid integer"]),
+        (["--device", "gpu"], {}, ["--device", "auto, cpu or cuda:N"]),
+        (["--log-level", "loud"], {}, ["--log-level", "'debug'"]),
+    ],
+    ids=["port-abc", "queue-negative", "env-not-a-number", "device", "log-level"],
+)
+def test_a_bad_value_is_one_line_naming_the_setting(
+    model_env: dict[str, str], args: list[str], env: dict[str, str], words: list[str]
+) -> None:
+    done, took = start({**model_env, **env}, *args)
+    assert_one_clear_line(done, *words)
+    assert took < 5
+
+
+def test_a_missing_model_directory_fails_at_once_naming_it(model_env: dict[str, str]) -> None:
+    done, took = start({**model_env, "SENSEVOICE_MODEL": "/nonexistent/SenseVoiceSmall"})
+    assert_one_clear_line(done, "--model /nonexistent/SenseVoiceSmall", "no such directory")
+    assert took < 5
+
+
+def test_a_directory_without_the_weights_says_which_file_is_missing(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "config.yaml").write_text("model: SenseVoiceSmall\n")
+    done, _ = start({**model_env, "SENSEVOICE_MODEL": str(tmp_path)})
+    assert_one_clear_line(done, "--model", "no model.pt")
+
+
+def test_an_unknown_cache_url_stops_start_up(model_env: dict[str, str]) -> None:
+    done, took = start({**model_env, "SENSEVOICE_CACHE_URL": "mongodb://x"})
+    assert_one_clear_line(done, "--cache-url", "unknown cache URL")
+    assert took < 10
+
+
+def test_a_port_in_use_is_one_line(model_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done, _ = start({**model_env, "SENSEVOICE_PORT": str(port)})
+    assert_one_clear_line(done, f"--port {port}", "in use")
+
+
+def test_an_unreachable_hub_gives_one_paragraph_within_seconds(model_env: dict[str, str]) -> None:
+    env = {**model_env, "SENSEVOICE_MODEL": "iic/SenseVoiceSmall",
+           "MODELSCOPE_CACHE": "/nonexistent-cache"}  # fmt: skip
+    done, took = start(env)
+    assert_one_clear_line(done, "iic/SenseVoiceSmall (--model)", "cannot be reached")
+    assert "--model /path/to/SenseVoiceSmall" in done.stderr
+    assert "is not registered" not in done.stderr
+    assert took < 12
+
+
+def test_an_unreachable_redis_only_warns_and_the_app_serves(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**model_env, "SENSEVOICE_CACHE_URL": "redis://typo.invalid:6379/0"}
+    with run_app(env, tmp_path) as app:
+        assert httpx.get(f"{app.url}/ready").status_code == 200
+        assert_eventually_in(app.log, "RESULT CACHE UNAVAILABLE: redis://typo.invalid:6379/0")
+
+
+def assert_eventually_in(read, text: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in read():
+        assert time.monotonic() < deadline, read()
+        time.sleep(0.1)
+
+
+def test_help_lists_every_flag_with_its_variable_and_default() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app_sensevoice.py"), "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert "[default: 7860; env SENSEVOICE_PORT]" in " ".join(done.stdout.split())
+    assert "wins over its variable" in done.stdout
+    assert "pydantic" not in done.stdout.lower() and "CliSettings" not in done.stdout
