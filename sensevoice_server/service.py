@@ -71,7 +71,7 @@ class Transcriber:
     def readiness(self) -> dict[str, Any]:
         engine = self.engine
         if engine.ready:
-            return {"status": "ready", "model": engine.fingerprint}
+            return {"status": "ready", "model": engine.fingerprint, **engine.info()}
         state = (
             "failed" if engine.failure else "loading" if not engine.wait_ready(0) else "stopping"
         )
@@ -156,7 +156,8 @@ class Transcriber:
         live audio does not repeat byte for byte.
         """
         check_options(options)
-        result = await self._run(samples, options, use_vad=False, priority=Priority.STREAM)
+        priority = Priority.PARTIAL if partial else Priority.FINAL
+        result = await self._run(samples, options, use_vad=False, priority=priority)
         return result.transcript
 
     # --- shared ---------------------------------------------------------------------------

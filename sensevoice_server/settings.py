@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sensevoice_server.errors import StartupError
@@ -58,12 +58,27 @@ class Settings(BaseSettings):
     """auto (cuda:0 when available, else cpu), cpu, or cuda:N."""
     ncpu: int = Field(default_factory=cores_given_to_process, ge=1)
     """CPU threads for inference; defaults to the cores given to this process."""
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    """auto (torch on CUDA, onnx on CPU), torch (funasr's own modules) or onnx (onnxruntime
+    on an ONNX export of --model, made at first start)."""
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
+    """auto (fp16 with torch on CUDA, else fp32), fp32, fp16 (torch on CUDA) or int8 (onnx)."""
+    onnx_dir: str | None = None
+    """An ONNX export to run (from `python -m sensevoice_server.export`, or sherpa-onnx's
+    SenseVoice download); default: exported from --model once, kept under
+    ~/.cache/sensevoice/onnx."""
+    batch_max_items: int = Field(0, ge=0)
+    """Segments decoded together in one model call; 0: 1 on CPU (batching buys nothing
+    there), 16 on CUDA."""
+    batch_wait_ms: float = Field(10.0, ge=0)
+    """With room left in a batch, how long it waits for more segments (when it can hold
+    more than one)."""
     max_single_segment_ms: int = Field(30000, ge=1000)
     """Longest VAD segment in milliseconds (vad_kwargs.max_single_segment_time)."""
     merge_length_s: int = Field(15, ge=1)
     """Target length for merging short VAD segments (AutoModel merge_length_s)."""
     batch_size_s: int = Field(60, ge=1)
-    """Seconds of audio per inference batch (generate batch_size_s)."""
+    """Most seconds of (padded) audio in one model call."""
     served_model_name: str = Field("sensevoice-small", min_length=1)
     """The model's name in answers and in /v1/models."""
     model_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["whisper-1"])
@@ -138,6 +153,14 @@ class Settings(BaseSettings):
         if value in ("auto", "cpu") or (value.startswith("cuda") and value[4:5] in ("", ":")):
             return value
         raise ValueError("must be auto, cpu or cuda:N")
+
+    @model_validator(mode="after")
+    def _backend_takes_precision(self) -> Settings:
+        if self.precision == "fp16" and self.backend == "onnx":
+            raise ValueError("--precision fp16 runs on the torch backend (on CUDA) only")
+        if self.precision == "int8" and self.backend == "torch":
+            raise ValueError("--precision int8 runs on the onnx backend only")
+        return self
 
     @field_validator("ui_auth")
     @classmethod
@@ -229,9 +252,12 @@ def load_settings(argv: Sequence[str] | None = None, prog: str = "sensevoice-ser
 def describe(error: ValidationError, given: dict[str, Any]) -> str:
     problems = []
     for item in error.errors(include_url=False):
-        name = str(item["loc"][0]) if item["loc"] else "settings"
-        where = flag(name) if name in given else variable(name)
         message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # a rule between settings: its message names them
+            problems.append(message)
+            continue
+        name = str(item["loc"][0])
+        where = flag(name) if name in given else variable(name)
         problems.append(f"{where}: {message} (got {item.get('input')!r})")
     return "; ".join(problems)
 

@@ -51,8 +51,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def settings(tiny_model: Path) -> Settings:
     return Settings(
-        model=str(tiny_model), vad_model="silero-vad", device="cpu", ncpu=1, cache_url="none"
-    )
+        model=str(tiny_model), vad_model="silero-vad", device="cpu", ncpu=1, cache_url="none",
+        backend="torch",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +65,7 @@ def model_env(tiny_model: Path) -> dict[str, str]:
         "SENSEVOICE_DEVICE": "cpu",
         "SENSEVOICE_NCPU": "1",
         "SENSEVOICE_CACHE_URL": "none",  # tests that exercise the cache choose their own
+        "SENSEVOICE_BACKEND": "torch",
     }
 
 

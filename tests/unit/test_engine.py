@@ -1,4 +1,4 @@
-"""The Engine: one model loaded once, one worker thread, a bounded queue."""
+"""The Engine: models loaded once, one thread per model, one batcher for every request."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ from sensevoice_server.errors import Busy
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.reference import reference_text
+from tests.support.inprocess import changed
 from tests.support.samples import SPEECH_SAMPLES, load
+
+
+def started(settings: Settings, **changes: object) -> Engine:
+    engine = Engine(changed(settings, **changes))
+    engine.start()
+    assert engine.wait_ready(120), engine.failure
+    return engine
 
 
 @pytest.fixture(scope="module")
 def engine(settings: Settings) -> Iterator[Engine]:
-    engine = Engine(settings)
-    engine.start()
-    assert engine.wait_ready(120), engine.failure
+    engine = started(settings)
     yield engine
     engine.close(timeout=30)
 
@@ -53,16 +59,17 @@ def test_engine_text_equals_the_reference_pipeline(
         assert result.text == reference_text(reference_model, audio, language, use_itn)
 
 
-def test_segments_carry_vad_times_in_order(engine: Engine) -> None:
+def test_segments_carry_vad_times_in_order(engine: Engine, reference_model) -> None:
     # 40 s of speech: the VAD's pieces merge into segments of up to about 15 s, each
     # starting where the previous one ended (funasr's merge_vad)
-    result = engine.submit(np.tile(load("en.wav"), 8), DecodeOptions()).result(60)
+    audio = np.tile(load("en.wav"), 8)
+    result = engine.submit(audio, DecodeOptions()).result(60)
     assert len(result.segments) >= 3
     for previous, segment in itertools.pairwise(result.segments):
         assert previous.end_ms == segment.start_ms
     assert all(0 < s.end_ms - s.start_ms <= 15_000 for s in result.segments)
     assert result.segments[-1].end_ms <= 8 * 5062 + 100
-    assert " ".join(s.text for s in result.segments) == result.text
+    assert result.text == reference_text(reference_model, audio, "auto", True)
 
 
 def test_silence_gives_no_segments(engine: Engine) -> None:
@@ -70,22 +77,32 @@ def test_silence_gives_no_segments(engine: Engine) -> None:
     assert (result.text, result.segments) == ("", [])
 
 
-def test_progress_counts_segments_up_to_the_total(engine: Engine) -> None:
+def test_progress_and_segments_arrive_in_time_order(engine: Engine) -> None:
     seen: list[tuple[int, int]] = []
-    engine.submit(load("en.wav"), DecodeOptions(), progress=lambda *p: seen.append(p)).result(60)
-    assert seen[-1] == (1, 1)  # the 5 s clip is one merged segment
+    starts: list[int] = []
+    engine.submit(
+        np.tile(load("en.wav"), 8), DecodeOptions(), progress=lambda *p: seen.append(p),
+        on_segment=lambda segment: starts.append(segment.start_ms),
+    ).result(60)  # fmt: skip
+    assert seen == [(i, len(seen)) for i in range(1, len(seen) + 1)]
+    assert starts == sorted(starts) and len(starts) == len(seen)
 
 
-def test_only_the_worker_thread_calls_the_model(engine: Engine) -> None:
-    callers: set[str] = set()
-    model = engine._model
-    original = model.generate
+def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
+    callers: dict[str, set[str]] = {"model": set(), "vad": set()}
+    backend, vad = engine.backend, engine._vad
+    assert backend is not None and vad is not None
+    logits, segments = backend.logits, vad.segments
 
-    def recording_generate(*args, **kwargs):
-        callers.add(threading.current_thread().name)
-        return original(*args, **kwargs)
+    def recording(kind: str, call):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            callers[kind].add(threading.current_thread().name)
+            return call(*args, **kwargs)
 
-    model.generate = recording_generate
+        return wrapper
+
+    backend.logits = recording("model", logits)  # type: ignore[method-assign]
+    vad.segments = recording("vad", segments)  # type: ignore[method-assign]
     try:
         audio = load("en.wav")
         futures = []
@@ -100,44 +117,79 @@ def test_only_the_worker_thread_calls_the_model(engine: Engine) -> None:
         wait(futures, timeout=60)
         assert all(f.exception() is None for f in futures)
     finally:
-        del model.generate
-    assert callers == {"sensevoice-engine"}
+        del backend.logits, vad.segments  # type: ignore[attr-defined]
+    assert callers == {"model": {"sensevoice-engine"}, "vad": {"sensevoice-vad"}}
 
 
 def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
-    small = Engine(settings.model_copy(update={"queue_size": 2, "live_max_sessions": 0}))
-    small.start()
-    assert small.wait_ready(60)
-    long_audio = np.tile(load("en.wav"), 20)  # 100 s: keeps the worker busy
+    small = started(settings, queue_size=2, live_max_sessions=0)
+    long_audio = np.tile(load("en.wav"), 20)  # 100 s: keeps the model busy
     try:
         running = [small.submit(long_audio, DecodeOptions()) for _ in range(2)]
         with pytest.raises(Busy, match="busy") as refused:
             small.submit(long_audio, DecodeOptions())
         assert refused.value.retry_after >= 1
         assert all(f.result(120).text for f in running)  # nothing queued was lost
-        assert small.submit(load("en.wav"), DecodeOptions()).result(60).text  # and it serves again
+        assert small.submit(load("en.wav"), DecodeOptions()).result(60).text  # serving again
     finally:
         small.close(timeout=60)
 
 
-def test_stream_jobs_run_between_the_batches_of_a_long_upload(
+def test_live_finals_run_between_the_segments_of_a_long_upload(
     engine: Engine, reference_model
 ) -> None:
-    long_audio = np.tile(load("en.wav"), 60)  # 5 min, about 20 merged segments, a batch each on CPU
+    long_audio = np.tile(load("en.wav"), 24)  # 2 min, about 8 merged segments
     progress: list[tuple[int, int]] = []
     finished: list[str] = []
     upload = engine.submit(long_audio, DecodeOptions(), progress=lambda *p: progress.append(p))
     upload.add_done_callback(lambda _: finished.append("upload"))
     deadline = time.monotonic() + 60
-    while not progress and time.monotonic() < deadline:  # the upload's first batch is done
+    while not progress and time.monotonic() < deadline:  # the upload's first segment is done
         time.sleep(0.01)
     utterance = engine.submit(
-        load("zh.wav"), DecodeOptions("zh", False), use_vad=False, priority=Priority.STREAM
+        load("zh.wav"), DecodeOptions("zh", False), use_vad=False, priority=Priority.FINAL
     )
     utterance.add_done_callback(lambda _: finished.append("utterance"))
     assert utterance.result(60).text.startswith("<|zh|>")
-    # the upload is not disturbed by the job run in its middle
     assert upload.result(120).text == reference_text(reference_model, long_audio, "auto", True)
-    assert finished == ["utterance", "upload"]  # between two batches, not after the file
+    assert finished == ["utterance", "upload"]  # between two segments, not after the file
     done, total = progress[-1]
-    assert done == total > 10
+    assert done == total > 5
+
+
+def test_a_cancelled_job_stops_and_frees_its_place(engine: Engine) -> None:
+    progress: list[tuple[int, int]] = []
+    job = engine.submit(
+        np.tile(load("en.wav"), 24), DecodeOptions(), progress=lambda *p: progress.append(p)
+    )
+    deadline = time.monotonic() + 60
+    while not progress and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.cancel()  # the client went away
+    time.sleep(0.5)
+    stopped_at = len(progress)
+    assert stopped_at < progress[0][1] - 2, progress  # the rest of its segments never ran
+    assert engine.queue_depth == 0
+    time.sleep(0.5)
+    assert len(progress) == stopped_at
+
+
+def test_results_do_not_depend_on_the_batch(settings: Settings) -> None:
+    """Mixed lengths, languages and ITN in one batch give what each gives alone."""
+    batching = started(settings, batch_max_items=8, batch_size_s=600, batch_wait_ms=200)
+    try:
+        clips = [(load(name), DecodeOptions(language, itn)) for name, language, itn in (
+            ("en.wav", "auto", True), ("zh.wav", "zh", False), ("ja.wav", "ja", True),
+            ("ko.wav", "auto", False), ("yue.wav", "yue", True))]  # fmt: skip
+        alone = [batching.submit(a, o, use_vad=False).result(60) for a, o in clips]
+        together = [batching.submit(a, o, use_vad=False) for a, o in clips]
+        wait(together, timeout=60)
+        assert batching.largest_batch >= 4  # they did share model calls
+        for solo, batched in zip(alone, together, strict=True):
+            result = batched.result(60)
+            assert result.text == solo.text
+            assert [t.first_frame for t in result.segments[0].tokens] == [
+                t.first_frame for t in solo.segments[0].tokens
+            ]
+    finally:
+        batching.close(timeout=30)
