@@ -24,3 +24,10 @@ class DecodeOptions:
 
     language: str = "auto"
     use_itn: bool = True
+    word_timestamps: bool = False  # align words (costs a second pass over the logits)
+    logprobs: bool = False  # keep each token's log-probability
+
+    def extras(self) -> tuple[str, ...]:
+        """What is computed beside the text: part of the cache key."""
+        return tuple(name for name, on in (("words", self.word_timestamps),
+                                           ("logprobs", self.logprobs)) if on)  # fmt: skip

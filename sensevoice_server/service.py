@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +23,13 @@ from anyio import to_thread
 from sensevoice_server import audio
 from sensevoice_server.admission import Admission, Ticket
 from sensevoice_server.cache import ResultCache, cache_key, sha256_hex
-from sensevoice_server.engine import Engine, EngineResult, Priority, Progress
+from sensevoice_server.engine import DecodedSegment, Engine, EngineResult, Priority, Progress
+from sensevoice_server.engine.alignment import AlignedWord
 from sensevoice_server.errors import BadRequest, NotReady, ServiceError
 from sensevoice_server.metrics import Metrics
 from sensevoice_server.options import LANGUAGES, DecodeOptions
 from sensevoice_server.settings import Settings
-from sensevoice_server.transcript import Transcript, parse_segment
+from sensevoice_server.transcript import Segment, TokenLogprob, Transcript, Word, parse_segment
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,15 @@ class Transcriber:
         progress: Progress | None = None,
         *,
         looked_up: bool = False,
+        on_segment: Callable[[Segment], None] | None = None,
     ) -> TranscriptionResult:
         """Answer an upload from the cache, or decode it, run the model and cache the result.
 
         `looked_up=True` when the caller already tried `lookup()` (batch requests look up
-        every file first). Raises a `ServiceError` for anything the caller did wrong or
-        should retry; cancelling the call (a client that left) stops the decode and the
-        model's work for it.
+        every file first). `on_segment` hears of each segment as it is decoded, in time
+        order, from the engine's thread (not for a cached answer: it has them all at once).
+        Raises a `ServiceError` for anything the caller did wrong or should retry;
+        cancelling the call (a client that left) stops the decode and the model's work.
         """
         check_options(options)
         if not self.ready:  # loading, or draining: admitted work finishes, new work waits
@@ -119,7 +123,7 @@ class Transcriber:
             samples = await self._decode(data, ticket)
 
             async def compute() -> dict[str, Any]:
-                result = await self._run(samples, options, progress=progress)
+                result = await self._run(samples, options, progress=progress, on_segment=on_segment)
                 return {"transcript": result.transcript.to_dict(),
                         "inference_ms": result.inference_ms,
                         "queue_wait_ms": result.queue_wait_ms}  # fmt: skip
@@ -167,17 +171,21 @@ class Transcriber:
         options: DecodeOptions,
         *,
         progress: Progress | None = None,
+        on_segment: Callable[[Segment], None] | None = None,
         use_vad: bool = True,
         priority: Priority = Priority.UPLOAD,
     ) -> TranscriptionResult:
+        duration = audio.duration_s(samples)
+
+        def segment_decoded(decoded: DecodedSegment) -> None:
+            if on_segment is not None:
+                on_segment(to_segment(decoded, duration, options))
+
         future = self.engine.submit(
-            samples,
-            options,
-            use_vad=use_vad,
-            priority=priority,
-            progress=progress,
+            samples, options, use_vad=use_vad, priority=priority, progress=progress,
+            on_segment=segment_decoded if on_segment else None,
             admitted=priority == Priority.UPLOAD,
-        )
+        )  # fmt: skip
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -185,7 +193,7 @@ class Transcriber:
             raise
         self.metrics.inferences.inc()
         return TranscriptionResult(
-            transcript=to_transcript(result, audio.duration_s(samples)),
+            transcript=to_transcript(result, audio.duration_s(samples), options),
             processing_ms=0.0,
             inference_ms=result.inference_s * 1000,
             queue_wait_ms=result.queue_wait_s * 1000,
@@ -206,7 +214,7 @@ class Transcriber:
             raise not_ready()
         digest = await to_thread.run_sync(sha256_hex, content)  # 100 MB: 0.2 s, not on the loop
         return cache_key(kind, digest, language=options.language, use_itn=options.use_itn,
-                         fingerprint=self.engine.fingerprint)  # fmt: skip
+                         fingerprint=self.engine.fingerprint, extras=options.extras())  # fmt: skip
 
     def _result(
         self, value: dict[str, Any], started: float, from_cache: bool
@@ -244,11 +252,24 @@ def check_options(options: DecodeOptions) -> None:
         )
 
 
-def to_transcript(result: EngineResult, duration: float) -> Transcript:
-    return Transcript(
-        duration=round(duration, 3),
-        segments=[
-            parse_segment(s.text, s.start_ms / 1000, min(s.end_ms / 1000, duration))
-            for s in result.segments
-        ],
-    )
+def to_transcript(result: EngineResult, duration: float, options: DecodeOptions) -> Transcript:
+    segments = [to_segment(decoded, duration, options) for decoded in result.segments]
+    return Transcript(duration=round(duration, 3), segments=segments)
+
+
+def to_segment(decoded: DecodedSegment, duration: float, options: DecodeOptions) -> Segment:
+    start, end = decoded.start_ms / 1000, min(decoded.end_ms / 1000, duration)
+    words = [timed_word(w, start, end) for w in decoded.words]
+    logprobs = [
+        TokenLogprob(token.piece, round(token.logprob, 4))
+        for token in decoded.tokens
+        if options.logprobs and not token.is_tag
+    ]
+    return parse_segment(decoded.text, start, end, words, logprobs, speaker=decoded.speaker)
+
+
+def timed_word(word: AlignedWord, start: float, end: float) -> Word:
+    """A word in seconds, kept inside its segment (CTC frames may overrun it by a few ms)."""
+    word_start = min(max(word.start_ms / 1000, start), end)
+    word_end = min(max(word.end_ms / 1000, word_start), end)
+    return Word(word.text, round(word_start, 3), round(word_end, 3), round(word.probability, 4))

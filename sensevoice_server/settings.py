@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(10.0, ge=0)
     """With room left in a batch, how long it waits for more segments (when it can hold
     more than one)."""
+    speakers: bool = False
+    """Label each segment with its speaker (CAM++ embeddings, clustered); roughly adds a
+    third to the CPU time of a request. Needed for diarized_json."""
+    speaker_model: str = "cam++"
+    """The speaker-embedding model: cam++ (hub, downloaded at first start) or a local
+    CAM++ directory."""
     max_single_segment_ms: int = Field(30000, ge=1000)
     """Longest VAD segment in milliseconds (vad_kwargs.max_single_segment_time)."""
     merge_length_s: int = Field(15, ge=1)

@@ -35,6 +35,24 @@ UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja"})
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of a segment's text, timed by forced alignment (seconds from the audio's start)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One decoded token and its log-probability (the CTC posterior at its best frame)."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True)
 class Segment:
     """One VAD segment: times in seconds from the start of the audio."""
 
@@ -45,6 +63,9 @@ class Segment:
     emotion: str
     events: list[str]
     raw: str  # SenseVoice's tagged text for this segment, exactly as the model gave it
+    words: list[Word] = field(default_factory=list)  # when word timestamps were asked for
+    speaker: int | None = None  # when speaker labels are on: 0, 1, ... by first appearance
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # when asked for
 
     @property
     def rich(self) -> str:
@@ -82,25 +103,45 @@ class Transcript:
     def plain_text(self) -> str:
         return join_segments([(s.text, s.language) for s in self.segments])
 
+    @property
+    def words(self) -> list[Word]:
+        return [word for segment in self.segments for word in segment.words]
+
+    @property
+    def no_speech(self) -> bool:
+        """Nothing was said: no segment has any words."""
+        return not any(segment.text for segment in self.segments)
+
     def to_dict(self) -> dict[str, Any]:
         return {"duration": self.duration, "segments": [asdict(s) for s in self.segments]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
-        return cls(
-            duration=data["duration"],
-            segments=[Segment(**segment) for segment in data["segments"]],
-        )
+        segments = []
+        for segment in data["segments"]:
+            words = [Word(**word) for word in segment.get("words", [])]
+            logprobs = [TokenLogprob(**item) for item in segment.get("logprobs", [])]
+            fields = {k: v for k, v in segment.items() if k not in ("words", "logprobs")}
+            segments.append(Segment(**fields, words=words, logprobs=logprobs))
+        return cls(duration=data["duration"], segments=segments)
 
 
-def parse_segment(raw: str, start: float, end: float) -> Segment:
+def parse_segment(
+    raw: str,
+    start: float,
+    end: float,
+    words: list[Word] | None = None,
+    logprobs: list[TokenLogprob] | None = None,
+    speaker: int | None = None,
+) -> Segment:
     """Split one segment's tagged text into its tags and its words."""
     tags = TAG.findall(raw)
     language = next((t for t in tags if t in LANGUAGE_TAGS), "")
     emotion = next((EMOTION_TAGS[t] for t in tags if t in EMOTION_TAGS), "")
     events = list(dict.fromkeys(t for t in tags if t in EVENT_TAGS))
     text = " ".join(TAG.sub(" ", raw).split())
-    return Segment(round(start, 3), round(end, 3), text, language, emotion, events, raw)
+    return Segment(round(start, 3), round(end, 3), text, language, emotion, events, raw,
+                   words=words or [], speaker=speaker, logprobs=logprobs or [])  # fmt: skip
 
 
 def join_segments(parts: list[tuple[str, str]]) -> str:
@@ -110,14 +151,22 @@ def join_segments(parts: list[tuple[str, str]]) -> str:
     ("...today.The weather..."), which is right for Chinese and Japanese and wrong for
     English or Korean; this is the fix the issue asks for, applied to every renderer.
     """
-    out = ""
-    previous_language = ""
-    for text, language in parts:
+    joiner = Joiner()
+    return "".join(joiner.add(text, language) for text, language in parts)
+
+
+class Joiner:
+    """The join of `join_segments`, one segment at a time: `add` returns what the segment
+    adds to the text (a separator and its text), so streamed pieces add up to the whole."""
+
+    def __init__(self) -> None:
+        self._previous_language: str | None = None
+
+    def add(self, text: str, language: str) -> str:
         if not text:
-            continue
-        unspaced = language in UNSPACED_LANGUAGES and previous_language in UNSPACED_LANGUAGES
-        if out and not unspaced:
-            out += " "
-        out += text
-        previous_language = language
-    return out
+            return ""
+        previous, self._previous_language = self._previous_language, language
+        if previous is None:
+            return text
+        unspaced = language in UNSPACED_LANGUAGES and previous in UNSPACED_LANGUAGES
+        return text if unspaced else " " + text

@@ -24,6 +24,9 @@ router = APIRouter(prefix="/api", tags=["transcription"], dependencies=[Depends(
 
 LanguageForm = Annotated[Language, Form(description="Spoken language, or auto to detect it.")]
 ItnForm = Annotated[bool, Form(description="Inverse text normalisation: punctuation, numbers.")]
+WordsForm = Annotated[
+    bool, Form(description="Time each word (forced alignment; costs a little more).")
+]
 AudioFile = Annotated[
     UploadFile,
     File(
@@ -46,9 +49,10 @@ async def transcribe(
     file: AudioFile,
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
+    word_timestamps: WordsForm = False,
 ) -> TranscriptionOut:
     data = await read_upload(file, transcriber.limits)
-    options = DecodeOptions(language, use_itn)
+    options = DecodeOptions(language, use_itn, word_timestamps=word_timestamps)
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
     return TranscriptionOut.of(result)
@@ -66,11 +70,12 @@ async def batch(
     files: Annotated[list[UploadFile], File(description="Audio files, one part each.")],
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
+    word_timestamps: WordsForm = False,
 ) -> BatchOut:
     limit = transcriber.settings.max_batch_files
     if len(files) > limit:
         raise BadRequest(f"A batch may hold at most {limit} files; this one has {len(files)}.")
-    options = DecodeOptions(language, use_itn)
+    options = DecodeOptions(language, use_itn, word_timestamps=word_timestamps)
     results = await unless_client_leaves(request, transcribe_all(transcriber, files, options))
     return BatchOut(results=results)
 

@@ -1,21 +1,25 @@
 """OpenAI-compatible speech to text, so existing OpenAI scripts only change the base URL.
 
-Follows https://platform.openai.com/docs/api-reference/audio/createTranscription ; answers
-keep SenseVoice's language, emotion and event tags (rich text in `text`, and per segment in
-verbose_json), which OpenAI's own models do not give.
+Follows https://platform.openai.com/docs/api-reference/audio/createTranscription and the
+schemas of OpenAI's OpenAPI document (tests/support/openai_schema/): json, text, srt, vtt,
+verbose_json (segments and/or words), diarized_json (when speaker labels are on),
+`include[]=logprobs` and `stream=true` (server-sent events, api/events.py). Answers keep
+SenseVoice's language, emotion and event tags, which OpenAI's own models do not give.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from sensevoice_server import formats
 from sensevoice_server.api.auth import require_api_key
 from sensevoice_server.api.deps import SettingsDep, TranscriberDep
 from sensevoice_server.api.errors import quoted
+from sensevoice_server.api.events import stream_transcription
 from sensevoice_server.api.schemas import ERROR_RESPONSES, ModelListOut, ModelOut
 from sensevoice_server.api.uploads import (
     log_result,
@@ -27,16 +31,11 @@ from sensevoice_server.errors import BadRequest, ModelNotFound, NotFound
 from sensevoice_server.options import LANGUAGES, DecodeOptions
 from sensevoice_server.service import TranscriptionResult
 from sensevoice_server.settings import Settings
-from sensevoice_server.subtitles import to_srt, to_vtt
+from sensevoice_server.subtitles import CueLimits, to_srt, to_vtt
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-# Whisper names languages in full in verbose_json.
-LANGUAGE_NAMES = {
-    "zh": "chinese", "en": "english", "yue": "cantonese", "ja": "japanese", "ko": "korean",
-    "nospeech": "nospeech",
-}  # fmt: skip
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 STARTED = int(time.time())
 
 
@@ -56,10 +55,14 @@ async def list_models(settings: SettingsDep) -> ModelListOut:
     responses={
         **ERROR_RESPONSES,
         200: {
-            "description": "json/verbose_json as JSON; text, srt and vtt as plain text.",
+            "description": "json, verbose_json and diarized_json as JSON; text, srt and vtt "
+            "as plain text; with stream=true, server-sent events.",
             "content": {
                 "application/json": {"example": {"text": "Hello, this is a test.😊"}},
                 "text/plain": {"example": "Hello, this is a test.😊"},
+                "text/event-stream": {
+                    "example": 'data: {"type": "transcript.text.delta", "delta": "Hello"}'
+                },
             },
         },
         404: {"description": "The model name is not served"},
@@ -82,30 +85,65 @@ async def create_transcription(
     response_format: Annotated[ResponseFormat, Form()] = "json",
     temperature: Annotated[float | None, Form(description="Accepted and ignored.")] = None,
     timestamp_granularities: Annotated[
-        list[str] | None,
-        Form(alias="timestamp_granularities[]", description="segment (word is not supported)."),
+        list[Literal["word", "segment"]] | None,
+        Form(
+            alias="timestamp_granularities[]",
+            description="With verbose_json: word and/or segment (the default).",
+        ),
     ] = None,
+    include: Annotated[
+        list[Literal["logprobs"]] | None,
+        Form(alias="include[]", description="logprobs: each token's log-probability (json)."),
+    ] = None,
+    stream: Annotated[bool, Form(description="Server-sent events as segments decode.")] = False,
+    max_line_chars: Annotated[
+        int, Form(ge=10, le=200, description="srt/vtt: longest subtitle line.")
+    ] = 42,
+    max_cue_s: Annotated[
+        float, Form(ge=1, le=60, description="srt/vtt: longest subtitle cue, seconds.")
+    ] = 7.0,
+    subtitle_tags: Annotated[
+        bool, Form(description="srt/vtt: keep the emotion and event emoji.")
+    ] = True,
 ) -> Response:
+    check_model(model, settings)
+    if response_format == "diarized_json" and not settings.speakers:
+        raise BadRequest(
+            "diarized_json needs speaker labels, which this server has off; start it with "
+            "--speakers (SENSEVOICE_SPEAKERS=true).",
+            param="response_format",
+        )
+    granularities = set(timestamp_granularities or ["segment"])
+    # subtitles are cut at word times (readable cues need them) unless only segment times
+    # were asked for; other formats align words only when asked
+    subtitles = response_format in ("srt", "vtt")
+    words = (subtitles and not timestamp_granularities) or "word" in granularities
+    options = DecodeOptions(
+        language=parse_language(language), use_itn=True, word_timestamps=words,
+        logprobs="logprobs" in (include or []),
+    )  # fmt: skip
+    data = await read_upload(file, transcriber.limits)
+    if stream:
+        return await stream_transcription(
+            request, transcriber, data, options, diarized=response_format == "diarized_json"
+        )
+    result = await unless_client_leaves(request, transcriber.transcribe(data, options))
+    log_result(request, result)
+    limits = CueLimits(max_line_chars=max_line_chars, max_cue_s=max_cue_s, tags=subtitle_tags)
+    return render(result, response_format, granularities, options, limits)
+
+
+def served_names(settings: Settings) -> list[str]:
+    return [settings.served_model_name, *settings.model_aliases]
+
+
+def check_model(model: str, settings: Settings) -> None:
     if model not in served_names(settings):
         raise ModelNotFound(
             f"The model {quoted(model)} is not served here; use one of: "
             f"{', '.join(served_names(settings))} (GET /v1/models).",
             param="model",
         )
-    if "word" in (timestamp_granularities or []):
-        raise BadRequest(
-            "Word timestamps are not supported; SenseVoice gives segment timestamps.",
-            param="timestamp_granularities",
-        )
-    options = DecodeOptions(language=parse_language(language), use_itn=True)
-    data = await read_upload(file, transcriber.limits)
-    result = await unless_client_leaves(request, transcriber.transcribe(data, options))
-    log_result(request, result)
-    return render(result, response_format)
-
-
-def served_names(settings: Settings) -> list[str]:
-    return [settings.served_model_name, *settings.model_aliases]
 
 
 def parse_language(language: str | None) -> str:
@@ -120,51 +158,31 @@ def parse_language(language: str | None) -> str:
     return code
 
 
-def render(result: TranscriptionResult, response_format: ResponseFormat) -> Response:
+def render(
+    result: TranscriptionResult,
+    response_format: ResponseFormat,
+    granularities: set[str],
+    options: DecodeOptions,
+    limits: CueLimits,
+) -> Response:
     transcript = result.transcript
-    if response_format == "json":
-        return JSONResponse({"text": transcript.rich_text})
     if response_format == "text":
         return PlainTextResponse(transcript.rich_text)
     if response_format == "srt":
-        return PlainTextResponse(to_srt(transcript), media_type="application/x-subrip")
+        return PlainTextResponse(to_srt(transcript, limits), media_type="application/x-subrip")
     if response_format == "vtt":
-        return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
-    return JSONResponse(verbose_json(result))
-
-
-def verbose_json(result: TranscriptionResult) -> dict[str, Any]:
-    """OpenAI's verbose_json, plus language, emotion and events per segment.
-
-    SenseVoice gives no token log-probabilities, so avg_logprob, compression_ratio and
-    no_speech_prob are fixed placeholders kept only for clients that require the fields.
-    """
-    transcript = result.transcript
-    return {
-        "task": "transcribe",
-        "language": LANGUAGE_NAMES.get(transcript.language, transcript.language),
-        "duration": transcript.duration,
-        "text": transcript.rich_text,
-        "segments": [
-            {
-                "id": index,
-                "seek": 0,
-                "start": s.start,
-                "end": s.end,
-                "text": s.rich,
-                "tokens": [],
-                "temperature": 0.0,
-                "avg_logprob": 0.0,
-                "compression_ratio": 0.0,
-                "no_speech_prob": 0.0,
-                "language": s.language,
-                "emotion": s.emotion,
-                "events": s.events,
-            }
-            for index, s in enumerate(transcript.segments)
-        ],
-        "from_cache": result.from_cache,
-    }
+        return PlainTextResponse(to_vtt(transcript, limits), media_type="text/vtt")
+    if response_format == "verbose_json":
+        body = formats.verbose_json(
+            transcript, segments="segment" in granularities, words="word" in granularities
+        )
+        return JSONResponse({**body, "from_cache": result.from_cache})
+    if response_format == "diarized_json":
+        return JSONResponse(formats.diarized_json(transcript))
+    body = {"text": transcript.rich_text}
+    if options.logprobs:
+        body["logprobs"] = formats.logprobs(transcript)  # type: ignore[assignment]
+    return JSONResponse(body)
 
 
 @router.api_route(

@@ -6,8 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sensevoice_server import formats
 from sensevoice_server.api.errors import ErrorBody, ErrorOut
 from sensevoice_server.service import TranscriptionResult
+
+
+class WordOut(BaseModel):
+    word: str = Field(examples=["Hello,"])
+    start: float = Field(description="Seconds from the start of the audio.", examples=[0.29])
+    end: float = Field(examples=[0.62])
+    probability: float | None = Field(
+        None, description="exp(mean token log-probability)", exclude_if=lambda v: v is None
+    )
 
 
 class SegmentOut(BaseModel):
@@ -17,6 +27,13 @@ class SegmentOut(BaseModel):
     language: str = Field(examples=["en"])
     emotion: str = Field(description="happy, sad, angry, neutral, ...", examples=["neutral"])
     events: list[str] = Field(description="Audio events: BGM, Laughter, Applause, ...")
+    # present only when asked for / turned on
+    words: list[WordOut] | None = Field(
+        None, description="With word_timestamps=true.", exclude_if=lambda v: v is None
+    )
+    speaker: str | None = Field(
+        None, description="S1, S2, ... when speaker labels are on.", exclude_if=lambda v: v is None
+    )
 
 
 class TranscriptionOut(BaseModel):
@@ -26,6 +43,7 @@ class TranscriptionOut(BaseModel):
     plain_text: str = Field(examples=["Hello!"])
     language: str = Field(description="The language spoken longest.", examples=["en"])
     duration: float = Field(description="Seconds of audio.", examples=[5.06])
+    no_speech: bool = Field(description="True when nothing was said (segments is empty).")
     segments: list[SegmentOut]
     model: str = Field(examples=["sensevoice-small"])
     processing_ms: float = Field(examples=[312.5])
@@ -33,23 +51,8 @@ class TranscriptionOut(BaseModel):
 
     @classmethod
     def of(cls, result: TranscriptionResult) -> TranscriptionOut:
-        transcript = result.transcript
         return cls(
-            text=transcript.rich_text,
-            plain_text=transcript.plain_text,
-            language=transcript.language,
-            duration=transcript.duration,
-            segments=[
-                SegmentOut(
-                    start=s.start,
-                    end=s.end,
-                    text=s.text,
-                    language=s.language,
-                    emotion=s.emotion,
-                    events=s.events,
-                )
-                for s in transcript.segments
-            ],
+            **formats.native(result.transcript),
             model=result.model,
             processing_ms=round(result.processing_ms, 1),
             from_cache=result.from_cache,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 # Bump when the shape of stored values changes: old entries then simply stop matching.
-KEY_VERSION = "v1"
+KEY_VERSION = "v2"  # v2: segments carry words, speakers and token log-probabilities
 KINDS = frozenset({"pcm", "bytes"})
 
 
@@ -14,13 +14,23 @@ def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def cache_key(kind: str, digest: str, *, language: str, use_itn: bool, fingerprint: str) -> str:
+def cache_key(
+    kind: str,
+    digest: str,
+    *,
+    language: str,
+    use_itn: bool,
+    fingerprint: str,
+    extras: tuple[str, ...] = (),
+) -> str:
     """The one place keys are built; everything that changes a transcript goes in.
 
     - `kind` + `digest`: what the audio is. "pcm" is the SHA-256 of the decoded 16 kHz mono
       float32 samples (the same speech in another container still hits); "bytes" is the
       SHA-256 of the upload's raw bytes, so a repeated upload is answered before decoding.
     - `language`, `use_itn`: the request options that change the model's output.
+    - `extras`: what was computed beside the text ("words", "logprobs", "speakers"): a
+      transcript without word times must not answer a request for them.
     - `fingerprint`: the Engine's model fingerprint, which already covers the weights, the VAD
       model and the VAD/merge settings, so an upgraded model never serves stale text.
     - `KEY_VERSION`: the layout of the stored value.
@@ -29,6 +39,7 @@ def cache_key(kind: str, digest: str, *, language: str, use_itn: bool, fingerpri
     if kind not in KINDS:
         raise ValueError(f"cache key kind must be one of {sorted(KINDS)}, not {kind!r}")
     parts = [KEY_VERSION, kind, digest, language, "itn" if use_itn else "noitn", fingerprint]
+    parts += sorted(extras)
     if any(not part or ":" in part for part in parts):
         raise ValueError(f"cache key parts must be non-empty and free of ':': {parts!r}")
     return ":".join(parts)

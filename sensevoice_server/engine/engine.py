@@ -19,6 +19,7 @@ from importlib.metadata import version
 
 import numpy as np
 
+from sensevoice_server.engine.alignment import AlignedWord, align, words
 from sensevoice_server.engine.backends import Backend, Item
 from sensevoice_server.engine.batcher import Batcher
 from sensevoice_server.engine.features import features
@@ -213,6 +214,8 @@ class Engine:
         log.info("loading model=%s backend=%s precision=%s device=%s ncpu=%d", settings.model,
                  self.backend_name, self.precision, self.device, settings.ncpu)  # fmt: skip
         self.backend = load_backend(settings, self.backend_name, self.precision, self.device)
+        if not self.backend.batch_independent:
+            self._batcher.max_items = 1  # its results would depend on the batch
         self.load_count += 1
         self._decode_now(WARM_UP)  # the first call pays one-time costs, not a user
         self._loaded["vad"].wait()
@@ -262,7 +265,12 @@ class Engine:
         decoded = []
         for item, logits in zip(batch, backend.logits(items), strict=True):
             text, tokens = greedy(logits, backend.vocabulary)
-            decoded.append(DecodedSegment(item.start_ms, item.end_ms, text, tuple(tokens)))
+            aligned: tuple[AlignedWord, ...] = ()
+            if item.job.options.word_timestamps:
+                aligned = tuple(
+                    shifted(w, item.start_ms) for w in words(align(logits, tuple(tokens)))
+                )
+            decoded.append(DecodedSegment(item.start_ms, item.end_ms, text, tuple(tokens), aligned))
         return decoded
 
     def _decode_now(self, audio: np.ndarray) -> DecodedSegment:
@@ -282,3 +290,9 @@ class Engine:
             "funasr": version("funasr"),
             **self.backend.identity(),
         }
+
+
+def shifted(word: AlignedWord, offset_ms: int) -> AlignedWord:
+    return AlignedWord(
+        word.text, word.start_ms + offset_ms, word.end_ms + offset_ms, word.probability
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sensevoice_server.engine.alignment import AlignedWord
 from sensevoice_server.engine.tokens import Token
 from sensevoice_server.options import DecodeOptions
 
@@ -37,6 +38,8 @@ class DecodedSegment:
     end_ms: int
     text: str  # SenseVoice's tagged text for this segment
     tokens: tuple[Token, ...] = ()
+    words: tuple[AlignedWord, ...] = ()  # times from the start of the audio; when asked for
+    speaker: int | None = None  # when speaker labels are on
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,17 @@ def test_key_changes_with_every_input_that_changes_the_output() -> None:
         cache_key("pcm", digest, language="en", use_itn=True, fingerprint=FINGERPRINT),
         cache_key("pcm", digest, language="auto", use_itn=False, fingerprint=FINGERPRINT),
         cache_key("pcm", digest, language="auto", use_itn=True, fingerprint="1f" * 32),
+        cache_key(
+            "pcm", digest, language="auto", use_itn=True, fingerprint=FINGERPRINT, extras=("words",)
+        ),
+        cache_key(
+            "pcm",
+            digest,
+            language="auto",
+            use_itn=True,
+            fingerprint=FINGERPRINT,
+            extras=("words", "logprobs"),
+        ),
         # one byte changed at the very end: the whole content is hashed, not a prefix
         cache_key(
             "pcm",

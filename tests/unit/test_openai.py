@@ -30,12 +30,24 @@ async def test_json_and_text_carry_the_rich_text(app: InProcessApp) -> None:
     assert text.headers["content-type"].startswith("text/plain") and text.text == expected
 
 
-async def test_subtitles_have_one_cue_per_segment_without_word_times(app: InProcessApp) -> None:
-    segments = (await native(app.client))["segments"]
+async def test_subtitles_are_cut_at_word_times_within_the_cue_limits(app: InProcessApp) -> None:
     srt = (await transcription(app.client, response_format="srt")).text
     vtt = (await transcription(app.client, response_format="vtt")).text
-    assert srt.startswith("1\n00:00:00,") and srt.count(" --> ") == len(segments)
-    assert vtt.startswith("WEBVTT\n\n00:00:00.") and vtt.count(" --> ") == len(segments)
+    assert srt.startswith("1\n00:00:00,") and vtt.startswith("WEBVTT\n\n00:00:00.")
+    assert srt.count(" --> ") == vtt.count(" --> ") > 2  # one 5 s segment, several cues
+    for block in srt.strip().split("\n\n"):
+        lines = block.splitlines()[2:]
+        assert 1 <= len(lines) <= 2 and all(len(line) <= 42 for line in lines), block
+
+
+async def test_subtitle_options_and_segment_only_cues(app: InProcessApp) -> None:
+    narrow = await transcription(app.client, response_format="srt", max_line_chars="20")
+    assert all(len(line) <= 20 for line in narrow.text.splitlines() if " --> " not in line)
+    segments = (await native(app.client))["segments"]
+    plain = await transcription(
+        app.client, response_format="vtt", **{"timestamp_granularities[]": "segment"}
+    )
+    assert plain.text.count(" --> ") >= len(segments)  # cues from segment times alone
 
 
 async def test_verbose_json_keeps_our_tags_per_segment(app: InProcessApp) -> None:

@@ -1,0 +1,116 @@
+"""Export a SenseVoiceSmall checkpoint directory to ONNX, in the layout sherpa-onnx reads.
+
+The graph is `SenseVoiceLogits` (backends/torch.py), traced: features, lengths, language
+and ITN in (each per row), CTC logits out. The export directory holds `model.onnx` (fp32),
+`model.int8.onnx` (int8 weights, dynamic quantisation of the MatMuls, sherpa-onnx's recipe),
+`tokens.txt`, the SentencePiece model and `export.json`; both .onnx files carry the metadata
+sherpa-onnx requires, so its own SenseVoice runtime can load them, and ours loads sherpa's
+published downloads. The directory is written under a temporary name and renamed when
+complete, so an interrupted export never passes for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from sensevoice_server.engine.backends import ITN_QUERY, LANGUAGE_QUERY
+from sensevoice_server.engine.features import FEATURE_DIM, Cmvn
+from sensevoice_server.engine.tokens import Vocabulary
+
+log = logging.getLogger(__name__)
+
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+OPSET = 17
+
+
+def metadata(vocabulary_size: int, cmvn: Cmvn) -> dict[str, str]:
+    """What sherpa-onnx's SenseVoice loader requires (it exits when a key is missing);
+    the comment must not say "Nano" (that selects another model family in sherpa-onnx)."""
+    meta: dict[str, object] = {
+        "model_type": "sense_voice_ctc",
+        "version": "1",
+        "comment": "SenseVoiceSmall, exported by sensevoice_server.export",
+        "vocab_size": vocabulary_size,
+        "lfr_window_size": 7,
+        "lfr_window_shift": 6,
+        "normalize_samples": 0,  # the frontend scales samples to the int16 range itself
+        "neg_mean": ",".join(f"{v:.9g}" for v in cmvn.shift),  # float32 round-trips
+        "inv_stddev": ",".join(f"{v:.9g}" for v in cmvn.scale),
+        "with_itn": ITN_QUERY[True],
+        "without_itn": ITN_QUERY[False],
+        **{f"lang_{name}": index for name, index in LANGUAGE_QUERY.items()},
+    }
+    return {key: str(value) for key, value in meta.items()}
+
+
+def export(model_dir: str | Path, out_dir: str | Path, *, int8: bool = True) -> Path:
+    """Write the export of `model_dir` into `out_dir` (created; must not exist yet)."""
+    import torch
+
+    from sensevoice_server.engine.backends.torch import SenseVoiceLogits, load_funasr_model
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    started = time.perf_counter()
+    log.info("ONNX export of %s: loading the checkpoint", model_dir)
+    automodel = load_funasr_model(str(model_dir), "cpu", 2)
+    source = Path(automodel.kwargs.get("model_path") or model_dir)
+    vocabulary = Vocabulary.from_model_dir(source)
+    cmvn = Cmvn.from_am_mvn(automodel.kwargs["frontend_conf"]["cmvn_file"])
+    module = SenseVoiceLogits(automodel.model).eval()
+    log.info("ONNX export: tracing the encoder (a few minutes for the full model, once)")
+    rows = torch.tensor([80, 100], dtype=torch.int32)  # two lengths: masks traced as dynamic
+    example = (torch.randn(2, 100, FEATURE_DIM), rows, torch.tensor([0, 3], dtype=torch.int32),
+               torch.tensor([14, 15], dtype=torch.int32))  # fmt: skip
+    with torch.no_grad():
+        torch.onnx.export(
+            module, example, str(partial / FILES["fp32"]), dynamo=False, opset_version=OPSET,
+            input_names=["x", "x_length", "language", "text_norm"], output_names=["logits"],
+            dynamic_axes={"x": {0: "N", 1: "T"}, "x_length": {0: "N"}, "language": {0: "N"},
+                          "text_norm": {0: "N"}, "logits": {0: "N", 1: "T4"}},
+        )  # fmt: skip
+    del automodel, module
+    meta = metadata(len(vocabulary), cmvn)
+    write_metadata(partial / FILES["fp32"], meta)
+    log.info("ONNX export: fp32 written after %.0f s", time.perf_counter() - started)
+    if int8:
+        quantize(partial / FILES["fp32"], partial / FILES["int8"])
+        write_metadata(partial / FILES["int8"], meta)
+        log.info("ONNX export: int8 written after %.0f s", time.perf_counter() - started)
+    (partial / "tokens.txt").write_text(vocabulary.tokens_txt(), encoding="utf-8")
+    for bpe in source.glob("*.bpe.model"):
+        shutil.copy2(bpe, partial / bpe.name)
+    (partial / "export.json").write_text(json.dumps({
+        "source": str(source), "opset": OPSET, "seconds": round(time.perf_counter() - started, 1),
+    }, indent=2))  # fmt: skip
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    log.info("ONNX export done in %.0f s: %s", time.perf_counter() - started, out_dir)
+    return out_dir
+
+
+def quantize(fp32: Path, int8: Path) -> None:
+    """int8 weights for the MatMuls, activations quantised per call (onnxruntime's dynamic
+    quantisation); QUInt8 weights as sherpa-onnx's exports use (QInt8 gave it wrong text)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model_input=str(fp32), model_output=str(int8), op_types_to_quantize=["MatMul"],
+        weight_type=QuantType.QUInt8,
+    )  # fmt: skip
+
+
+def write_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
