@@ -50,15 +50,8 @@ def create_app(
     on_fatal: Callable[[Exception], None] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    metrics = Metrics()
-    cache = build_cache(settings)
-    engine = Engine(settings, on_fatal=on_fatal)
-    admission = Admission(
-        max_jobs=settings.queue_size,
-        max_audio_s=settings.queue_max_audio_s,
-        decode_concurrency=settings.decode_concurrency,
-    )
-    transcriber = Transcriber(settings, engine, cache, metrics, admission)
+    transcriber = build_transcriber(settings, on_fatal=on_fatal)
+    engine, cache, metrics = transcriber.engine, transcriber.cache, transcriber.metrics
     live_sessions = LiveSessions(settings, transcriber, metrics.registry)
     credentials = Credentials(settings)
 
@@ -111,6 +104,21 @@ def create_app(
     app.add_middleware(RequestLog, metrics=metrics, api_paths=own_paths)
     log_limits(settings, credentials)
     return app
+
+
+def build_transcriber(
+    settings: Settings, *, on_fatal: Callable[[Exception], None] | None = None
+) -> Transcriber:
+    """The core every front end shares: cache -> engine -> admission -> Transcriber.
+    (The batch CLI runs it without any HTTP around it.) Call `engine.start()` to load."""
+    cache = build_cache(settings)
+    engine = Engine(settings, on_fatal=on_fatal)
+    admission = Admission(
+        max_jobs=settings.queue_size,
+        max_audio_s=settings.queue_max_audio_s,
+        decode_concurrency=settings.decode_concurrency,
+    )
+    return Transcriber(settings, engine, cache, Metrics(), admission)
 
 
 def build_cache(settings: Settings) -> ResultCache:

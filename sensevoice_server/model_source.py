@@ -117,6 +117,8 @@ def hub_problem(timeout_s: float = HUB_TIMEOUT_S) -> str | None:
 def resolve(settings: Settings) -> tuple[Settings, list[ModelSource]]:
     """The settings with each model's source resolved, and the sources for the summary."""
     sources = [locate("model", settings.model), locate("vad_model", settings.vad_model)]
+    if settings.speakers:
+        sources.append(locate("speaker_model", settings.speaker_model))
     remote = [s for s in sources if s.where.startswith("model hub")]
     if remote and (problem := hub_problem()):
         raise StartupError(unreachable(remote, problem))

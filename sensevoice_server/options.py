@@ -26,8 +26,12 @@ class DecodeOptions:
     use_itn: bool = True
     word_timestamps: bool = False  # align words (costs a second pass over the logits)
     logprobs: bool = False  # keep each token's log-probability
+    num_speakers: int | None = None  # when speaker labels are on: how many (None: find out)
 
     def extras(self) -> tuple[str, ...]:
         """What is computed beside the text: part of the cache key."""
-        return tuple(name for name, on in (("words", self.word_timestamps),
-                                           ("logprobs", self.logprobs)) if on)  # fmt: skip
+        flags = [name for name, on in (("words", self.word_timestamps),
+                                       ("logprobs", self.logprobs)) if on]  # fmt: skip
+        if self.num_speakers is not None:
+            flags.append(f"speakers{self.num_speakers}")
+        return tuple(flags)

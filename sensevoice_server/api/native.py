@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -24,6 +23,10 @@ router = APIRouter(prefix="/api", tags=["transcription"], dependencies=[Depends(
 
 LanguageForm = Annotated[Language, Form(description="Spoken language, or auto to detect it.")]
 ItnForm = Annotated[bool, Form(description="Inverse text normalisation: punctuation, numbers.")]
+SpeakersForm = Annotated[
+    int | None,
+    Form(ge=1, le=32, description="How many speakers (needs speaker labels on the server)."),
+]
 WordsForm = Annotated[
     bool, Form(description="Time each word (forced alignment; costs a little more).")
 ]
@@ -50,9 +53,10 @@ async def transcribe(
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
     word_timestamps: WordsForm = False,
+    num_speakers: SpeakersForm = None,
 ) -> TranscriptionOut:
     data = await read_upload(file, transcriber.limits)
-    options = DecodeOptions(language, use_itn, word_timestamps=word_timestamps)
+    options = decode_options(transcriber, language, use_itn, word_timestamps, num_speakers)
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
     return TranscriptionOut.of(result)
@@ -71,48 +75,46 @@ async def batch(
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
     word_timestamps: WordsForm = False,
+    num_speakers: SpeakersForm = None,
 ) -> BatchOut:
     limit = transcriber.settings.max_batch_files
     if len(files) > limit:
         raise BadRequest(f"A batch may hold at most {limit} files; this one has {len(files)}.")
-    options = DecodeOptions(language, use_itn, word_timestamps=word_timestamps)
+    options = decode_options(transcriber, language, use_itn, word_timestamps, num_speakers)
     results = await unless_client_leaves(request, transcribe_all(transcriber, files, options))
     return BatchOut(results=results)
+
+
+def decode_options(
+    transcriber: TranscriberDep, language: str, use_itn: bool, words: bool, speakers: int | None
+) -> DecodeOptions:
+    if speakers is not None and not transcriber.settings.speakers:
+        raise BadRequest(
+            "num_speakers needs speaker labels, which this server has off; start it with "
+            "--speakers (SENSEVOICE_SPEAKERS=true).",
+            param="num_speakers",
+        )
+    return DecodeOptions(language, use_itn, word_timestamps=words, num_speakers=speakers)
 
 
 async def transcribe_all(
     transcriber: TranscriberDep, files: list[UploadFile], options: DecodeOptions
 ) -> list[BatchItemOut]:
-    """Each file on its own (one bad file fails alone), cached ones answered first, at most
-    two misses in flight: one decoding while the other runs keeps the model fed without
-    filling the queue other users share."""
     uploads: list[bytes | ServiceError] = []
     for file in files:
         try:
             uploads.append(await read_upload(file, transcriber.limits))
         except ServiceError as error:
             uploads.append(error)
-    cached = [
-        None if isinstance(data, ServiceError) else await transcriber.lookup(data, options)
-        for data in uploads
-    ]
-    gate = asyncio.Semaphore(2)
-
-    async def one(index: int) -> BatchItemOut:
-        name, data, hit = files[index].filename, uploads[index], cached[index]
-        try:
-            if isinstance(data, ServiceError):
-                raise data
-            if hit is None:
-                async with gate:
-                    hit = await transcriber.transcribe(data, options, looked_up=True)
-        except ServiceError as error:
-            return BatchItemOut(
-                index=index, filename=name, status=error.status, error=error_body(error)
-            )
-        return BatchItemOut(index=index, filename=name, status=200, result=TranscriptionOut.of(hit))
-
-    return list(await asyncio.gather(*(one(i) for i in range(len(files)))))
+    outcomes = await transcriber.transcribe_many(uploads, options)
+    return [
+        BatchItemOut(index=index, filename=file.filename, status=outcome.status,
+                     error=error_body(outcome))
+        if isinstance(outcome, ServiceError)
+        else BatchItemOut(index=index, filename=file.filename, status=200,
+                          result=TranscriptionOut.of(outcome))
+        for index, (file, outcome) in enumerate(zip(files, outcomes, strict=True))
+    ]  # fmt: skip
 
 
 @router.api_route(

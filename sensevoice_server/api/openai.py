@@ -130,7 +130,9 @@ async def create_transcription(
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
     limits = CueLimits(max_line_chars=max_line_chars, max_cue_s=max_cue_s, tags=subtitle_tags)
-    return render(result, response_format, granularities, options, limits)
+    response = render(result, response_format, granularities, options, limits)
+    response.headers["X-Audio-Duration"] = f"{result.transcript.duration:g}"  # for any format
+    return response
 
 
 def served_names(settings: Settings) -> list[str]:

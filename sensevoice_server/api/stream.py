@@ -54,7 +54,8 @@ async def transcribe_stream(websocket: WebSocket) -> None:
                 config = await receive_config(websocket, settings.live_idle_timeout_s)
                 if not websocket.app.state.transcriber.ready:
                     raise TryAgainLater("The model is not ready; try again shortly.", "not_ready")
-                options = DecodeOptions(language=config.language, use_itn=config.use_itn)
+                options = DecodeOptions(language=config.language, use_itn=config.use_itn,
+                                        word_timestamps=config.word_timestamps)  # fmt: skip
                 async with sessions.open(
                     options, sample_rate=config.sample_rate, session_id=config.session_id,
                     slot=slot,

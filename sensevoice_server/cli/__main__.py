@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sensevoice_server.cli import stream
+from sensevoice_server.cli import batch, stream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     stream.add_parser(commands)
+    batch.add_parser(commands)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

@@ -189,11 +189,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stream.set_defaults(run=run)
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+def add_server_arguments(
+    parser: argparse.ArgumentParser, default: str | None = DEFAULT_URL
+) -> None:
     """--url and --api-key, shared by the commands that talk to a running server."""
+    default = os.environ.get("SENSEVOICE_URL", default)
     parser.add_argument(
-        "--url", default=os.environ.get("SENSEVOICE_URL", DEFAULT_URL),
-        help=f"the server (default: $SENSEVOICE_URL, else {DEFAULT_URL})",
+        "--url", default=default,
+        help=f"the server (default: $SENSEVOICE_URL, else {default or 'none: run in-process'})",
     )  # fmt: skip
     parser.add_argument(
         "--api-key", default=os.environ.get("SENSEVOICE_API_KEY"),

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from importlib.metadata import version
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,7 @@ class Engine:
         ]
         self.backend: Backend | None = None
         self._vad: VadStage | None = None
+        self._speakers: Any = None  # a SpeakerLabeler when speaker labels are on
         self.fingerprint = ""
         self.load_count = 0
         self.batches = 0  # model calls so far, and the segments they held
@@ -178,7 +180,11 @@ class Engine:
             if job.cancelled:
                 continue
             try:
-                items = job.items(self._vad_segments(job.audio), cut)
+                segments = self._vad_segments(job.audio)
+                speakers = None
+                if self._speakers is not None:
+                    speakers = self._speakers.label(job.audio, segments, job.options.num_speakers)
+                items = job.items(segments, cut, speakers)
             except Exception as error:  # the caller gets it; the thread lives on
                 job.fail(error)
                 continue
@@ -196,6 +202,11 @@ class Engine:
             device=self.device,
         )
         self._vad.segments(WARM_UP)
+        if settings.speakers:
+            from sensevoice_server.engine.speakers import SpeakerLabeler
+
+            self._speakers = SpeakerLabeler(settings.speaker_model, self.device)
+            self._speakers.label(WARM_UP, [(0.0, 1000.0)])
 
     def _vad_segments(self, audio: np.ndarray) -> list[tuple[float, float]]:
         assert self._vad is not None
@@ -270,7 +281,10 @@ class Engine:
                 aligned = tuple(
                     shifted(w, item.start_ms) for w in words(align(logits, tuple(tokens)))
                 )
-            decoded.append(DecodedSegment(item.start_ms, item.end_ms, text, tuple(tokens), aligned))
+            segment = DecodedSegment(
+                item.start_ms, item.end_ms, text, tuple(tokens), aligned, item.speaker
+            )
+            decoded.append(segment)
         return decoded
 
     def _decode_now(self, audio: np.ndarray) -> DecodedSegment:
@@ -288,6 +302,7 @@ class Engine:
             "max_single_segment_ms": settings.max_single_segment_ms,
             "merge_length_s": settings.merge_length_s,
             "funasr": version("funasr"),
+            "speakers": identify(str(self._speakers.model_dir)) if self._speakers else None,
             **self.backend.identity(),
         }
 

@@ -80,12 +80,22 @@ class Job:
         return self.future.cancelled()
 
     def items(
-        self, segments: list[tuple[float, float]], cut: Callable[..., np.ndarray]
+        self,
+        segments: list[tuple[float, float]],
+        cut: Callable[..., np.ndarray],
+        speakers: list[int] | None = None,
     ) -> list[WorkItem]:
         """One work item per segment (times in ms), in time order."""
         self._results = [None] * len(segments)
         return [
-            WorkItem(self, index, cut(self.audio, segment), int(segment[0]), int(segment[1]))
+            WorkItem(
+                self,
+                index,
+                cut(self.audio, segment),
+                int(segment[0]),
+                int(segment[1]),
+                speakers[index] if speakers else None,
+            )
             for index, segment in enumerate(segments)
         ]
 
@@ -130,6 +140,7 @@ class WorkItem:
     samples: np.ndarray
     start_ms: int
     end_ms: int
+    speaker: int | None = None
 
     @property
     def seconds(self) -> float:

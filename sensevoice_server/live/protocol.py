@@ -44,6 +44,7 @@ class StreamConfig(BaseModel):
     type: Literal["config"] = "config"
     language: Language = "auto"
     use_itn: bool = True
+    word_timestamps: bool = Field(False, description="Finals carry timed words.")
     sample_rate: int = Field(gt=0, description=f"One of {', '.join(map(str, SAMPLE_RATES))}.")
     format: SampleFormat
     session_id: SessionId | None = Field(
@@ -77,6 +78,13 @@ class Partial(BaseModel):
     text: str
 
 
+class TimedWord(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
 class Final(BaseModel):
     """A closed utterance, decoded once more as a whole: its text will not change.
     Times are seconds of this stream's audio."""
@@ -90,6 +98,10 @@ class Final(BaseModel):
     language: str
     emotion: str
     events: list[str]
+    words: list[TimedWord] | None = Field(
+        None, description="When the config asked for word_timestamps.",
+        exclude_if=lambda words: words is None,
+    )  # fmt: skip
 
 
 class Done(BaseModel):

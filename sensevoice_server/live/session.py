@@ -29,7 +29,7 @@ from sensevoice_server.errors import (
 )
 from sensevoice_server.live.audio import SAMPLE_RATE
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
-from sensevoice_server.live.protocol import Final, Partial
+from sensevoice_server.live.protocol import Final, Partial, TimedWord
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.transcript import Transcript
 
@@ -174,7 +174,8 @@ class LiveSession:
         try:
             while (closed := await self._closed.get()) is not None:
                 transcript = await self._decode_final(closed.audio)
-                self.events.put_nowait(final_of(closed, transcript))
+                words = self._options.word_timestamps
+                self.events.put_nowait(final_of(closed, transcript, words))
                 self._unfinished -= 1
                 self._load.finals -= 1
                 async with self._progress:
@@ -271,8 +272,14 @@ class LiveSession:
             )
 
 
-def final_of(closed: Closed, transcript: Transcript) -> Final:
+def final_of(closed: Closed, transcript: Transcript, words: bool = False) -> Final:
     segment = transcript.segments[0] if transcript.segments else None
+    offset = seconds(closed.start)
+    timed = [
+        TimedWord(word=w.word, start=round(w.start + offset, 3), end=round(w.end + offset, 3),
+                  probability=w.probability)
+        for w in (segment.words if segment else [])
+    ]  # fmt: skip
     return Final(
         segment=closed.segment,
         start=seconds(closed.start),
@@ -282,6 +289,7 @@ def final_of(closed: Closed, transcript: Transcript) -> Final:
         language=segment.language if segment else "",
         emotion=segment.emotion if segment else "",
         events=list(segment.events) if segment else [],
+        words=timed if words else None,
     )
 
 

@@ -1,0 +1,240 @@
+"""`python -m sensevoice_server.cli batch PATH...`: transcribe files and folders to files.
+
+Folders are searched recursively for audio files. Each output lands beside its input, or
+under --out with the same relative path, in --format (txt, srt, vtt, json, verbose_json); a
+file whose output exists is skipped unless --overwrite, so an interrupted run resumes. One bad
+file is reported and the rest go on: exit status 0 when every file succeeded, 1 when some
+failed, with a summary table either way. It runs in this process (the model loads once, with
+the app's own model, backend and option flags), or against a running server with --url,
+whose cache and queue then apply; --concurrency spreads files over the replicas behind the
+nginx of deploy/, retrying a 429 after its Retry-After.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sensevoice_server import formats
+from sensevoice_server.cli.stream import add_server_arguments
+from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.subtitles import CueLimits
+
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".oga", ".flac",
+                            ".webm", ".mp4", ".mkv", ".mov", ".wma", ".aiff", ".aif", ".amr",
+                            ".3gp"})  # fmt: skip
+# what an in-process run takes from the app's flags (settings.py)
+APP_FLAGS = ("model", "vad_model", "device", "ncpu", "backend", "precision", "onnx_dir",
+             "speakers", "speaker_model", "cache_url", "max_duration_s",
+             "max_upload_mb")  # fmt: skip
+
+Transcribe = Callable[[Path], Awaitable[tuple[str, float]]]
+"""One file to (its output's text, its audio seconds); raises with a message on failure."""
+
+
+@dataclass
+class Outcome:
+    source: Path
+    target: Path
+    status: str  # "done", "skipped" or "failed"
+    audio_s: float = 0.0
+    message: str = ""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sensevoice_server.settings import argument_parser
+
+    batch = commands.add_parser(
+        "batch", help="transcribe files and folders to txt/srt/vtt/json files",
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    batch.add_argument("paths", nargs="+", type=Path, help="audio files and folders")
+    batch.add_argument("--out", type=Path, help="write outputs here (default: beside each input)")
+    batch.add_argument("--format", default="txt", choices=sorted(formats.SUFFIXES))
+    batch.add_argument("--overwrite", action="store_true", help="redo files already done")
+    batch.add_argument("--language", default="auto", choices=LANGUAGES)
+    batch.add_argument("--no-itn", action="store_true", help="no punctuation or number ITN")
+    batch.add_argument(
+        "--words", action="store_true", help="word times in json/verbose_json (srt/vtt: always)"
+    )
+    batch.add_argument("--num-speakers", type=int, help="with --speakers: how many")
+    batch.add_argument("--max-line-chars", type=int, default=42, help="subtitle line (42)")
+    batch.add_argument("--max-cue-s", type=float, default=7.0, help="subtitle cue, s (7)")
+    batch.add_argument("--no-tags", action="store_true", help="no emoji in subtitles")
+    add_server_arguments(batch, default=None)
+    batch.add_argument("--concurrency", type=int, default=1,
+                       help="files in flight at once, with --url (default 1)")  # fmt: skip
+    app = argument_parser("sensevoice-server")
+    group = batch.add_argument_group("model (in-process runs; the app's flags and variables)")
+    for action in app._actions:
+        if action.dest in APP_FLAGS:
+            group._add_action(action)
+    batch.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    sources = find_audio(args.paths)
+    if not sources:
+        print("error: no audio files found in " + " ".join(map(str, args.paths)), file=sys.stderr)
+        return 2
+    jobs = [(source, target_of(source, args)) for source in sources]
+    remote = args.url is not None
+    outcomes, elapsed = asyncio.run(run_all(jobs, args, remote))
+    print_summary(outcomes, elapsed)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def find_audio(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            print(f"warning: {path}: no such file or folder", file=sys.stderr)
+    return found
+
+
+def target_of(source: Path, args: argparse.Namespace) -> Path:
+    name = source.stem + formats.SUFFIXES[args.format]
+    if args.out is None:
+        return source.with_name(name)
+    roots = [p for p in args.paths if p.is_dir() and source.is_relative_to(p)]
+    relative = source.relative_to(roots[0]).with_name(name) if roots else Path(name)
+    return args.out / relative
+
+
+async def run_all(
+    jobs: list[tuple[Path, Path]], args: argparse.Namespace, remote: bool
+) -> tuple[list[Outcome], float]:
+    from tqdm import tqdm
+
+    """Every file's outcome, in input order, and the seconds spent transcribing (the model's
+    load not included)."""
+    todo = [(s, t) for s, t in jobs if args.overwrite or not t.exists()]
+    outcomes = [Outcome(s, t, "skipped") for s, t in jobs if (s, t) not in todo]
+    if not todo:
+        return outcomes, 0.0
+    if remote:
+        from sensevoice_server.cli.remote import RemoteTranscriber
+
+        client = RemoteTranscriber(args)
+        transcribe, concurrency, close = client.transcribe, max(1, args.concurrency), client.aclose
+    else:
+        transcribe, close = await local_transcriber(args)
+        concurrency = 2  # one decoding while the other runs: all the model needs
+    gate = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(todo), unit="file", dynamic_ncols=True, file=sys.stderr)
+    audio_s = 0.0
+    started = time.monotonic()
+
+    async def one(source: Path, target: Path) -> Outcome:
+        nonlocal audio_s
+        async with gate:
+            try:
+                text, seconds = await transcribe(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+                outcome = Outcome(source, target, "done", seconds)
+            except Exception as error:  # one bad file is reported; the rest go on
+                outcome = Outcome(
+                    source, target, "failed", message=str(error) or type(error).__name__
+                )
+        audio_s += outcome.audio_s
+        elapsed = time.monotonic() - started
+        bar.set_postfix(
+            audio_h=f"{audio_s / 3600:.2f}", rtf=f"{elapsed / audio_s:.3f}" if audio_s else "-"
+        )
+        bar.update()
+        return outcome
+
+    try:
+        outcomes += await asyncio.gather(*(one(s, t) for s, t in todo))
+    finally:
+        bar.close()
+        await close()
+    order = {source: index for index, (source, _) in enumerate(jobs)}
+    return sorted(outcomes, key=lambda o: order[o.source]), time.monotonic() - started
+
+
+async def local_transcriber(
+    args: argparse.Namespace,
+) -> tuple[Transcribe, Callable[[], Awaitable[None]]]:
+    """The service's own Transcriber, in this process: the model loads once."""
+    from sensevoice_server.app import build_transcriber
+    from sensevoice_server.errors import ServiceError
+    from sensevoice_server.model_source import resolve
+    from sensevoice_server.settings import Settings
+
+    given = {name: getattr(args, name) for name in APP_FLAGS if hasattr(args, name)}
+    given.setdefault("max_duration_s", 6 * 3600.0)  # a file, not an upload: allow long ones
+    given.setdefault("max_upload_mb", 4000.0)
+    settings, _ = resolve(Settings(**given))
+    transcriber = build_transcriber(settings)
+    transcriber.engine.start()
+    if not await asyncio.to_thread(transcriber.engine.wait_ready, None):
+        raise SystemExit(f"error: the model could not be loaded: {transcriber.engine.failure}")
+    options = options_of(args)
+    limits = limits_of(args)
+
+    async def transcribe(source: Path) -> tuple[str, float]:
+        data = await asyncio.to_thread(source.read_bytes)
+        try:
+            result = await transcriber.transcribe(data, options)
+        except ServiceError as error:
+            raise RuntimeError(error.message) from error
+        return formats.render_file(
+            result.transcript, args.format, limits
+        ), result.transcript.duration
+
+    async def close() -> None:
+        await asyncio.to_thread(transcriber.engine.close, 60)
+        transcriber.close()
+
+    return transcribe, close
+
+
+def options_of(args: argparse.Namespace) -> DecodeOptions:
+    words = args.words or args.format in ("srt", "vtt")
+    return DecodeOptions(args.language, not args.no_itn, word_timestamps=words,
+                         num_speakers=args.num_speakers)  # fmt: skip
+
+
+def limits_of(args: argparse.Namespace) -> CueLimits:
+    return CueLimits(max_line_chars=args.max_line_chars, max_cue_s=args.max_cue_s,
+                     tags=not args.no_tags)  # fmt: skip
+
+
+def print_summary(outcomes: list[Outcome], elapsed_s: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    counts = {
+        status: sum(o.status == status for o in outcomes)
+        for status in ("done", "skipped", "failed")
+    }
+    audio_h = sum(o.audio_s for o in outcomes) / 3600
+    table = Table(title="sensevoice batch")
+    for column in ("files", "done", "skipped", "failed", "audio (h)", "time (s)", "RTF"):
+        table.add_column(column, justify="right")
+    rtf = f"{elapsed_s / (audio_h * 3600):.3f}" if audio_h else "-"
+    table.add_row(str(len(outcomes)), str(counts["done"]), str(counts["skipped"]),
+                  str(counts["failed"]), f"{audio_h:.3f}", f"{elapsed_s:.1f}", rtf)  # fmt: skip
+    console = Console(stderr=True)
+    console.print(table)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        errors = Table(title="failed files")
+        errors.add_column("file")
+        errors.add_column("why")
+        for outcome in failed:
+            errors.add_row(str(outcome.source), outcome.message)
+        console.print(errors)
