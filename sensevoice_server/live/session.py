@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +31,7 @@ from sensevoice_server.live.audio import SAMPLE_RATE
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
 from sensevoice_server.live.protocol import Final, Partial, TimedWord
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.transcript import Transcript
+from sensevoice_server.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,15 @@ class LiveSession:
         self._finished = False
         self._finals_stopped = False
         self.events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._heard: list[Segment] = []  # every final's segment, in stream time
 
     @property
     def next_segment(self) -> int:
         return self._cutter.next_segment
+
+    def transcript(self) -> Transcript:
+        """Everything finalised so far, as one transcript in the stream's time (downloads)."""
+        return Transcript(duration=seconds(self._cutter.end), segments=list(self._heard))
 
     async def feed(self, samples: np.ndarray) -> None:
         """Take the next chunk; waits (backpressure) while too much audio awaits its final."""
@@ -176,6 +181,7 @@ class LiveSession:
                 transcript = await self._decode_final(closed.audio)
                 words = self._options.word_timestamps
                 self.events.put_nowait(final_of(closed, transcript, words))
+                self._heard += [shifted(s, seconds(closed.start)) for s in transcript.segments]
                 self._unfinished -= 1
                 self._load.finals -= 1
                 async with self._progress:
@@ -291,6 +297,14 @@ def final_of(closed: Closed, transcript: Transcript, words: bool = False) -> Fin
         events=list(segment.events) if segment else [],
         words=timed if words else None,
     )
+
+
+def shifted(segment: Segment, offset: float) -> Segment:
+    """A segment of an utterance, in the time of the whole stream."""
+    words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3))
+             for w in segment.words]  # fmt: skip
+    return replace(segment, start=round(segment.start + offset, 3),
+                   end=round(segment.end + offset, 3), words=words)  # fmt: skip
 
 
 def seconds(samples: int) -> float:

@@ -1,7 +1,8 @@
 """The Gradio Blocks web UI, and the `/transcribe` endpoint gradio_client calls.
 
-Two tabs: Transcribe (a file or a recording, transcribe.py) and Live (microphone captions,
-live.py). The UI only translates: Gradio's inputs to a Transcriber call, its result back.
+Three tabs: Transcribe (a file or a recording, transcribe.py), Several files (batch.py) and
+Live (microphone captions, live.py); downloads.py writes the files they offer, legend.py
+explains the emoji. The UI only translates: Gradio's inputs to a Transcriber call, its result back.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import gradio as gr
 
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.service import Transcriber
+from sensevoice_server.ui.batch import build_batch_tab
 from sensevoice_server.ui.live import build_live_tab
 from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab
 
@@ -25,6 +27,8 @@ def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks
         )
         with gr.Tab("Transcribe"):
             build_transcribe_tab(transcriber)
+        with gr.Tab("Several files"):
+            build_batch_tab(transcriber)
         with gr.Tab("Live"):
             build_live_tab(live_sessions, transcriber.settings)
     return blocks

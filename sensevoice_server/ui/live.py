@@ -13,14 +13,17 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from sensevoice_server.errors import StreamError
 from sensevoice_server.live import Final, LiveSession, LiveSessions, Partial, drain
-from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
+from sensevoice_server.ui.downloads import FORMATS, write_downloads
+from sensevoice_server.ui.transcribe import itn_checkbox, language_dropdown
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,8 @@ class LiveTab:
         rate, data = chunk
         try:
             if captions.session is None:
-                await self._open(captions, rate, DecodeOptions(language=language, use_itn=use_itn))
+                options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
+                await self._open(captions, rate, options)
             elif rate != captions.sample_rate:
                 raise StreamError("The microphone's sample rate changed; start again.")
             assert captions.session is not None
@@ -94,15 +98,23 @@ class LiveTab:
             raise gr.Error(error.message) from error
         return captions.render(), captions
 
-    async def on_stop(self, captions: Captions | None) -> tuple[str, Captions]:
-        """The microphone stopped: close the open utterance and show every final."""
+    async def on_stop(self, captions: Captions | None) -> tuple[Any, ...]:
+        """The microphone stopped: close the open utterance, show every final, and offer
+        the session's transcript as files."""
         captions = captions or Captions()
+        heard = None
         if captions.session is not None:
             await captions.session.finish()
             self._show(captions)
+            heard = captions.session.transcript()
             await self.close(captions)
         captions.partial = ""
-        return captions.render(), captions
+        if heard is None or heard.no_speech:
+            buttons = [gr.DownloadButton(visible=False) for _ in FORMATS]
+        else:
+            paths = write_downloads(heard, "live-transcript")
+            buttons = [gr.DownloadButton(value=str(paths[f]), visible=True) for f in FORMATS]
+        return captions.render(), captions, *buttons
 
     def on_clear(self, captions: Captions | None) -> tuple[str, Captions]:
         captions = captions or Captions()
@@ -171,14 +183,20 @@ def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
                 sources=["microphone"], streaming=True, type="numpy", label="Microphone",
                 elem_id="live-microphone",
             )  # fmt: skip
-            language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
-            use_itn = gr.Checkbox(value=True, label="Punctuation and numbers (ITN)")
+            language = language_dropdown()
+            use_itn = itn_checkbox()
             clear = gr.Button("Clear captions")
         with gr.Column(scale=2):
             text = gr.Textbox(
                 label="Live captions", lines=14, max_lines=30, autoscroll=True,
                 elem_id="live-captions", buttons=["copy"],
             )  # fmt: skip
+            with gr.Row():
+                downloads = [
+                    gr.DownloadButton(f"Download {label}", visible=False, size="sm",
+                                      elem_id=f"live-download-{fmt}")
+                    for fmt, label in FORMATS.items()
+                ]  # fmt: skip
     captions = gr.State(None, delete_callback=tab.discard)
     microphone.stream(
         tab.on_chunk,
@@ -190,6 +208,8 @@ def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
         show_progress="hidden",
         api_visibility="private",
     )
-    microphone.stop_recording(tab.on_stop, [captions], [text, captions], api_visibility="private")
+    microphone.stop_recording(
+        tab.on_stop, [captions], [text, captions, *downloads], api_visibility="private"
+    )
     clear.click(tab.on_clear, [captions], [text, captions], api_visibility="private")
     return tab

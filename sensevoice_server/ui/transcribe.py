@@ -1,4 +1,6 @@
-"""The Transcribe tab: a file or a recording in, the rich transcript and its segments out."""
+"""The Transcribe tab: a file or a recording in; the rich transcript, its segments and the
+transcript as TXT, SRT, VTT and JSON out. Its button is also the `/transcribe` endpoint that
+gradio_client calls: (audio, language, ITN) -> (text, segment table)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,30 @@ import gradio as gr
 
 from sensevoice_server.audio import check_size
 from sensevoice_server.errors import ServiceError
-from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.options import LANGUAGE_NAMES, LANGUAGES, DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.ui.downloads import FORMATS, write_downloads
+from sensevoice_server.ui.legend import legend_markdown
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 SEGMENT_COLUMNS = ["start", "end", "language", "emotion", "events", "text"]
+NO_SPEECH = "No speech detected"
+ITN_LABEL = "Inverse text normalisation (ITN)"
+ITN_INFO = "Writes numbers, dates and punctuation as text is written: “twenty five” → 25."
+LANGUAGE_CHOICES = [(LANGUAGE_NAMES[code], code) for code in LANGUAGES if code != "nospeech"]
+
+
+def language_dropdown() -> gr.Dropdown:
+    return gr.Dropdown(LANGUAGE_CHOICES, value="auto", label="Language")
+
+
+def itn_checkbox() -> gr.Checkbox:
+    return gr.Checkbox(value=True, label=ITN_LABEL, info=ITN_INFO)
 
 
 def build_transcribe_tab(transcriber: Transcriber) -> None:
     """Add the tab's components and events to the gr.Blocks being built."""
+    speakers = transcriber.settings.speakers
 
     async def transcribe(
         audio_path: str | None,
@@ -31,65 +48,87 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
         try:
             check_size(os.path.getsize(audio_path), transcriber.limits)
             data = Path(audio_path).read_bytes()
+            # words are always timed here: the SRT and VTT downloads need them to be readable
+            options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
             result = await transcriber.transcribe(
-                data,
-                DecodeOptions(language=language, use_itn=use_itn),
-                progress=lambda done, total: progress(
-                    (done, total), desc="Transcribing", unit="segments"
-                ),
-            )
+                data, options,
+                progress=lambda done, total: progress((done, total), desc="Transcribing",
+                                                      unit="segments"),
+            )  # fmt: skip
         except ServiceError as error:
             raise gr.Error(error.message) from error
-        return result.transcript.rich_text, segment_table(result), result
+        return shown_text(result), segment_table(result, speakers), result
 
     with gr.Row():
         with gr.Column():
             audio = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="audio"
             )
-            language = gr.Dropdown(list(LANGUAGES), value="auto", label="Language")
-            use_itn = gr.Checkbox(
-                value=True, label="Inverse text normalisation (punctuation, numbers)"
-            )
+            language = language_dropdown()
+            use_itn = itn_checkbox()
             button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
         with gr.Column():
             rich = gr.Textbox(label="Transcript", lines=8, buttons=["copy"], elem_id="transcript")
             timings = gr.Markdown(elem_id="timings")
-    table = gr.Dataframe(
-        headers=SEGMENT_COLUMNS,
-        label="Segments",
-        wrap=True,
-        column_widths=["8%", "8%", "9%", "9%", "11%", "55%"],
-        elem_id="segments",
-    )
+            with gr.Row():
+                downloads = [
+                    gr.DownloadButton(f"Download {label}", visible=False, size="sm",
+                                      elem_id=f"download-{fmt}")
+                    for fmt, label in FORMATS.items()
+                ]  # fmt: skip
+    columns = [*SEGMENT_COLUMNS, "speaker"] if speakers else SEGMENT_COLUMNS
+    table = gr.Dataframe(headers=columns, label="Segments", wrap=True, elem_id="segments")
+    with gr.Accordion("What the emoji mean", open=False, elem_id="legend"):
+        gr.Markdown(legend_markdown())
     examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
     if examples:
         gr.Examples(
             examples=[[path, "auto", True] for path in examples],
             inputs=[audio, language, use_itn],
-            label="Example clips",
+            label="Example clips (language: detect automatically, ITN on)",
         )
     last = gr.State()
     button.click(
         transcribe, [audio, language, use_itn], [rich, table, last], api_name="transcribe"
-    ).then(describe, [last], [timings], api_visibility="private")
+    ).then(describe, [last], [timings], api_visibility="private").then(
+        offer_downloads, [last, audio], downloads, api_visibility="private"
+    )
 
 
-def segment_table(result: TranscriptionResult) -> dict[str, Any]:
-    rows = [
-        [s.start, s.end, s.language, s.emotion, ", ".join(s.events), s.text]
-        for s in result.transcript.segments
-    ]
-    return {"headers": SEGMENT_COLUMNS, "data": rows}
+def shown_text(result: TranscriptionResult) -> str:
+    transcript = result.transcript
+    return NO_SPEECH if transcript.no_speech else transcript.rich_text
+
+
+def segment_table(result: TranscriptionResult, speakers: bool = False) -> dict[str, Any]:
+    rows = []
+    for s in result.transcript.segments:
+        if not s.text:
+            continue
+        row: list[Any] = [s.start, s.end, s.language, s.emotion, ", ".join(s.events), s.text]
+        if speakers:
+            row.append(f"S{s.speaker + 1}" if s.speaker is not None else "")
+        rows.append(row)
+    headers = [*SEGMENT_COLUMNS, "speaker"] if speakers else SEGMENT_COLUMNS
+    return {"headers": headers, "data": rows}
+
+
+def offer_downloads(result: TranscriptionResult | None, audio_path: str | None) -> list[Any]:
+    if result is None or result.transcript.no_speech:
+        return [gr.DownloadButton(visible=False) for _ in FORMATS]
+    stem = Path(audio_path).stem if audio_path else "transcript"
+    paths = write_downloads(result.transcript, stem)
+    return [gr.DownloadButton(value=str(paths[fmt]), visible=True) for fmt in FORMATS]
 
 
 def describe(result: TranscriptionResult | None) -> str:
     if result is None:
         return ""
     transcript = result.transcript
-    timing = f"**processing** {result.processing_ms / 1000:.2f} s"
     if result.from_cache:
         timing = f"⚡ **from cache** in {result.processing_ms:.0f} ms"
     else:
+        timing = f"**processing** {result.processing_ms / 1000:.2f} s"
         timing += f" (model {result.inference_ms / 1000:.2f} s)"
-    return f"**Audio** {transcript.duration:.1f} s · **language** {transcript.language} · {timing}"
+    spoken = "no speech" if transcript.no_speech else transcript.language
+    return f"**Audio** {transcript.duration:.1f} s · **language** {spoken} · {timing}"

@@ -4,6 +4,7 @@ the UI's Live tab turning microphone chunks into caption lines."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import av
 import gradio as gr
@@ -110,12 +111,17 @@ async def test_live_tab_turns_microphone_chunks_into_caption_lines(app: InProces
         _, captions = await tab.on_chunk(
             (48000, stereo[start : start + 24000]), "auto", True, captions
         )
-    text, captions = await tab.on_stop(captions)
+    text, captions, *downloads = await tab.on_stop(captions)
     lines = text.splitlines()
     assert len(lines) == 2, text
     assert all(re.match(r"\[\d+\.\d–\d+\.\d s\] en neutral  \S", line) for line in lines), text
     assert captions.session is None
     assert sessions.count == 0
+    files = [Path(button.value["path"]) for button in downloads]  # TXT, SRT, VTT, JSON
+    assert [f.suffix for f in files] == [".txt", ".srt", ".vtt", ".json"]
+    assert all(button.visible for button in downloads)
+    srt = files[1].read_text()
+    assert srt.startswith("1\n00:00:00,") and " --> " in srt
 
 
 async def test_the_live_gauge_is_exported_before_any_stream(settings: Settings) -> None:

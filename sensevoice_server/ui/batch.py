@@ -1,0 +1,82 @@
+"""The Batch tab: several files at once, each transcribed on its own (the /api/batch path),
+with progress per file, one table of results and every transcript in one ZIP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sensevoice_server.audio import check_size
+from sensevoice_server.errors import ServiceError
+from sensevoice_server.options import DecodeOptions
+from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.ui.downloads import write_zip
+from sensevoice_server.ui.transcribe import NO_SPEECH, itn_checkbox, language_dropdown
+
+RESULT_COLUMNS = ["file", "status", "language", "seconds", "transcript"]
+
+
+def build_batch_tab(transcriber: Transcriber) -> None:
+    limit = transcriber.settings.max_batch_files
+
+    async def transcribe_all(
+        paths: list[str] | None,
+        language: str,
+        use_itn: bool,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
+    ) -> tuple[dict[str, Any], Any]:
+        if not paths:
+            raise gr.Error("Choose some audio files first.")
+        if len(paths) > limit:
+            raise gr.Error(f"At most {limit} files at once; these are {len(paths)}.")
+        uploads = [read(path, transcriber) for path in paths]
+        done = [0]
+        progress((0, len(paths)), desc="Transcribing", unit="files")
+
+        def one_done(index: int, outcome: TranscriptionResult | ServiceError) -> None:
+            done[0] += 1
+            progress((done[0], len(paths)), desc="Transcribing", unit="files")
+
+        options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
+        outcomes = await transcriber.transcribe_many(uploads, options, on_done=one_done)
+        names = [Path(path).name for path in paths]
+        pairs = list(zip(names, outcomes, strict=True))
+        table = {"headers": RESULT_COLUMNS, "data": [row(name, o) for name, o in pairs]}
+        finished = [(name, o.transcript) for name, o in pairs if isinstance(o, TranscriptionResult)]
+        if not finished:
+            return table, gr.DownloadButton(visible=False)
+        archive = gr.DownloadButton(value=str(write_zip(finished)), visible=True)
+        return table, archive
+
+    files = gr.File(file_count="multiple", file_types=["audio"], label="Audio files",
+                    elem_id="batch-files")  # fmt: skip
+    with gr.Row():
+        language = language_dropdown()
+        use_itn = itn_checkbox()
+    button = gr.Button("Transcribe all", variant="primary", elem_id="batch-transcribe")
+    results = gr.Dataframe(headers=RESULT_COLUMNS, label="Results", wrap=True,
+                           elem_id="batch-results")  # fmt: skip
+    archive = gr.DownloadButton("Download all (ZIP: TXT, SRT, VTT, JSON)", visible=False,
+                                elem_id="batch-download")  # fmt: skip
+    button.click(transcribe_all, [files, language, use_itn], [results, archive],
+                 api_visibility="private")  # fmt: skip
+
+
+def read(path: str, transcriber: Transcriber) -> bytes | ServiceError:
+    try:
+        check_size(os.path.getsize(path), transcriber.limits)
+        return Path(path).read_bytes()
+    except ServiceError as error:
+        return error
+
+
+def row(name: str, outcome: TranscriptionResult | ServiceError) -> list[Any]:
+    if isinstance(outcome, ServiceError):
+        return [name, "failed", "", "", outcome.message]
+    transcript = outcome.transcript
+    text = NO_SPEECH if transcript.no_speech else transcript.rich_text
+    status = "from cache" if outcome.from_cache else "done"
+    return [name, status, transcript.language, transcript.duration, text]
