@@ -84,3 +84,11 @@ def redis_server() -> Iterator[Any]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def campplus_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight CAM++ speaker model in its real format (0.2 s to build)."""
+    from sensevoice_server.testing.campplus import build_campplus
+
+    return build_campplus(tmp_path_factory.mktemp("campplus") / "campplus")
