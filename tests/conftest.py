@@ -92,3 +92,11 @@ def campplus_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sensevoice_server.testing.campplus import build_campplus
 
     return build_campplus(tmp_path_factory.mktemp("campplus") / "campplus")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported as the server exports it (about 10 s)."""
+    from sensevoice_server.engine.export import export
+
+    return export(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny-onnx")

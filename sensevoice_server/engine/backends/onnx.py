@@ -11,13 +11,16 @@ first start (engine/export.py) and kept under ~/.cache/sensevoice/onnx/<checkpoi
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sensevoice_server.engine.backends import Item
-from sensevoice_server.engine.export import FILES, export
+from sensevoice_server.engine.export import FILES
 from sensevoice_server.engine.features import Cmvn, pad_batch
 from sensevoice_server.engine.fingerprint import cache_dir, identify
 from sensevoice_server.engine.tokens import Vocabulary
@@ -115,5 +118,25 @@ def exported(model: str) -> Path:
     directory = cache_dir() / "onnx" / identify(str(source))[:16]
     if not (directory / FILES["fp32"]).exists():
         log.info("no ONNX export of %s yet: exporting it once to %s", source, directory)
-        export(source, directory)
+        export_in_subprocess(source, directory)
     return directory
+
+
+def export_in_subprocess(source: Path, directory: Path) -> None:
+    """The export in a process of its own: tracing needs a deeper stack than a thread has
+    (it fails with a SystemError in the engine's thread), and its peak memory (about twice
+    the model) is given back to the system when that process ends."""
+    command = [sys.executable, "-m", "sensevoice_server.export", str(source), str(directory)]
+    package_root = str(Path(__file__).resolve().parents[3])  # importable from anywhere
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "PYTHONPATH": path}) as process:  # fmt: skip
+        assert process.stdout is not None
+        for line in process.stdout:  # its progress, in our log
+            if line.strip() and "WARNING" not in line:
+                log.info("export: %s", line.rstrip().split(": ", 1)[-1])
+    if process.returncode != 0 or not (directory / FILES["fp32"]).exists():
+        raise ModelLoadError(
+            f"--model {source}: the ONNX export failed (exit {process.returncode}); run "
+            f"python -m sensevoice_server.export {source} to see why, or use --backend torch"
+        )

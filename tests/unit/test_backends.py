@@ -1,0 +1,120 @@
+"""Both backends, held to the reference and to each other: fp32 ONNX gives the torch
+path's tokens, words and times; no backend's result depends on its batch mates; a bad
+export is a clear start-up error."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import wait
+from pathlib import Path
+
+import pytest
+
+from sensevoice_server.engine import Engine
+from sensevoice_server.engine.backends.onnx import OnnxBackend
+from sensevoice_server.errors import ModelLoadError
+from sensevoice_server.options import DecodeOptions
+from sensevoice_server.settings import Settings
+from sensevoice_server.testing.reference import reference_text
+from tests.support.inprocess import changed
+from tests.support.samples import SPEECH_SAMPLES, load
+
+CASES = [(name, language, itn) for name in SPEECH_SAMPLES
+         for language, itn in (("auto", True), ("zh", False), ("ko", True))]  # fmt: skip
+
+
+def start(settings: Settings, **changes: object) -> Engine:
+    engine = Engine(changed(settings, **changes))
+    engine.start()
+    assert engine.wait_ready(120), engine.failure
+    return engine
+
+
+@pytest.fixture(scope="module", params=["torch", "onnx-fp32", "onnx-int8"])
+def engine(request: pytest.FixtureRequest, settings: Settings, tiny_onnx: Path) -> Iterator[Engine]:
+    backend, _, precision = request.param.partition("-")
+    engine = start(settings, backend=backend, precision=precision or "fp32",
+                   onnx_dir=str(tiny_onnx), batch_max_items=8, batch_wait_ms=200)  # fmt: skip
+    yield engine
+    engine.close(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def torch_engine(settings: Settings) -> Iterator[Engine]:
+    engine = start(settings, backend="torch")
+    yield engine
+    engine.close(timeout=30)
+
+
+def test_fp32_backends_give_the_reference_transcript(engine: Engine, reference_model) -> None:
+    if engine.precision == "int8":
+        pytest.skip("int8 changes the numbers: its agreement is measured in bench/")
+    for name, language, itn in CASES:
+        audio = load(name)
+        text = engine.submit(audio, DecodeOptions(language, itn)).result(60).text
+        assert text == reference_text(reference_model, audio, language, itn), (name, language)
+
+
+def test_onnx_fp32_words_and_times_equal_the_torch_backends(
+    engine: Engine, torch_engine: Engine
+) -> None:
+    if engine.backend_name != "onnx" or engine.precision != "fp32":
+        pytest.skip("fp32 ONNX against torch")
+    for name in SPEECH_SAMPLES:
+        options = DecodeOptions(word_timestamps=True)
+        ours = engine.submit(load(name), options).result(60)
+        theirs = torch_engine.submit(load(name), options).result(60)
+        assert ours.text == theirs.text
+        timed = [[(w.text, w.start_ms, w.end_ms) for w in s.words] for s in ours.segments]
+        assert timed == [[(w.text, w.start_ms, w.end_ms) for w in s.words] for s in theirs.segments]
+        ours_p = [w.probability for s in ours.segments for w in s.words]
+        theirs_p = [w.probability for s in theirs.segments for w in s.words]
+        assert ours_p == pytest.approx(theirs_p, rel=1e-3)  # logits agree to about 1e-4
+
+
+def test_a_result_does_not_depend_on_its_batch(engine: Engine) -> None:
+    clips = [(load(name), DecodeOptions(language, itn)) for name, language, itn in CASES[::3]]
+    alone = [engine.submit(a, o, use_vad=False).result(60).text for a, o in clips]
+    together = [engine.submit(a, o, use_vad=False) for a, o in clips]
+    wait(together, timeout=60)
+    assert [f.result().text for f in together] == alone
+    expected = 1 if engine.precision == "int8" else 4  # dynamic int8 runs one at a time
+    assert engine.largest_batch >= expected
+
+
+def test_ready_reports_backend_and_precision(engine: Engine) -> None:
+    assert engine.info()["backend"] == engine.backend_name in ("torch", "onnx")
+    assert engine.info()["precision"] in ("fp32", "int8")
+
+
+def test_a_corrupt_export_is_a_clear_error(tiny_onnx: Path, tmp_path: Path) -> None:
+    broken = shutil.copytree(tiny_onnx, tmp_path / "broken")
+    data = (broken / "model.onnx").read_bytes()
+    (broken / "model.onnx").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelLoadError, match="cannot load it"):
+        OnnxBackend(broken / "model.onnx", "fp32", 1)
+
+
+def test_a_mismatched_export_is_a_clear_error(tiny_onnx: Path, tmp_path: Path) -> None:
+    mismatched = shutil.copytree(tiny_onnx, tmp_path / "mismatched")
+    for bpe in mismatched.glob("*.bpe.model"):
+        bpe.unlink()
+    lines = (mismatched / "tokens.txt").read_text().splitlines()
+    (mismatched / "tokens.txt").write_text("\n".join(lines[:100]) + "\n")
+    with pytest.raises(ModelLoadError, match="does not match"):
+        OnnxBackend(mismatched / "model.onnx", "fp32", 1)
+
+
+def test_an_export_is_made_at_first_start_and_reused(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where exports are kept
+    first = start(settings, backend="onnx")
+    first.close(timeout=30)
+    exports = list((tmp_path / "sensevoice" / "onnx").iterdir())
+    assert len(exports) == 1 and (exports[0] / "model.onnx").exists()
+    stamp = (exports[0] / "model.onnx").stat().st_mtime_ns
+    again = start(settings, backend="onnx")
+    again.close(timeout=30)
+    assert (exports[0] / "model.onnx").stat().st_mtime_ns == stamp  # not exported twice
