@@ -96,7 +96,10 @@ def campplus_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny checkpoint exported as the server exports it (about 10 s)."""
-    from sensevoice_server.engine.export import export
+    """The tiny checkpoint exported as the server exports it, in a process of its own
+    (about 10 s; tracing deep inside pytest's stack trips a CPython recursion check)."""
+    from sensevoice_server.engine.backends.onnx import export_in_subprocess
 
-    return export(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny-onnx")
+    directory = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
+    export_in_subprocess(tiny_model, directory)
+    return directory

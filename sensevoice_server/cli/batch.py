@@ -230,11 +230,6 @@ def print_summary(outcomes: list[Outcome], elapsed_s: float) -> None:
                   str(counts["failed"]), f"{audio_h:.3f}", f"{elapsed_s:.1f}", rtf)  # fmt: skip
     console = Console(stderr=True)
     console.print(table)
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        errors = Table(title="failed files")
-        errors.add_column("file")
-        errors.add_column("why")
-        for outcome in failed:
-            errors.add_row(str(outcome.source), outcome.message)
-        console.print(errors)
+    for outcome in outcomes:  # one plain line per failure: easy to grep and to read
+        if outcome.status == "failed":
+            print(f"failed: {outcome.source}: {outcome.message}", file=sys.stderr)

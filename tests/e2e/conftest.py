@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +12,14 @@ from tests.support.servers import AppProcess, run_app
 
 @pytest.fixture(scope="session")
 def app_server(
-    model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    model_env: dict[str, str], tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppProcess]:
-    """The real app, started the way a user starts it, on a free port."""
+    """The real app, started the way a user starts it, on a free port, with the default
+    backend (auto: onnx on a CPU) on the tiny checkpoint's export; the other apps of this
+    tier run the torch backend, so front ends are held to the reference on both."""
     logs = tmp_path_factory.mktemp("logs")
-    env = {**model_env, "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_BATCH_MB": "4",
+    env = {**model_env, "SENSEVOICE_BACKEND": "auto", "SENSEVOICE_ONNX_DIR": str(tiny_onnx),
+           "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_BATCH_MB": "4",
            "SENSEVOICE_MAX_DURATION_S": "20",
            "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip
     with run_app(env, logs) as app:

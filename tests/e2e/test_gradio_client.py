@@ -55,11 +55,11 @@ def test_language_and_itn_reach_the_model(client: Client) -> None:
     assert {row[2] for row in table["data"]} == {"zh"}
 
 
-def test_silence_gives_an_empty_transcript(client: Client) -> None:
+def test_silence_says_no_speech_detected(client: Client) -> None:
     rich, table = client.predict(
         handle_file(str(SAMPLES / "silence.wav")), "auto", True, api_name="/transcribe"
     )
-    assert rich == "" and table["data"] in ([], [["", "", "", "", "", ""]])
+    assert rich == "No speech detected" and table["data"] in ([], [["", "", "", "", "", ""]])
 
 
 def bad_uploads(tmp: Path) -> Iterator[tuple[str, Path, str]]:

@@ -152,8 +152,7 @@ def test_openai_sdk_json_and_text(
     assert as_text.strip() == native["text"]
 
 
-def test_openai_sdk_subtitles(openai_client: openai.OpenAI, app_server: AppProcess) -> None:
-    native = post_file(app_server.url, EN).json()
+def test_openai_sdk_subtitles(openai_client: openai.OpenAI) -> None:
     with EN.open("rb") as audio:
         srt = openai_client.audio.transcriptions.create(
             model="whisper-1", file=audio, response_format="srt"
@@ -162,12 +161,8 @@ def test_openai_sdk_subtitles(openai_client: openai.OpenAI, app_server: AppProce
         vtt = openai_client.audio.transcriptions.create(
             model="whisper-1", file=audio, response_format="vtt"
         )
-    first = native["segments"][0]
-    assert srt.startswith("1\n00:00:00,")
-    assert srt.count(" --> ") == len(native["segments"])
-    assert f"{int(first['end'])}," in srt.split("\n")[1]
-    assert vtt.startswith("WEBVTT\n\n00:00:00.")
-    assert vtt.count(" --> ") == len(native["segments"])
+    assert srt.startswith("1\n00:00:00,") and vtt.startswith("WEBVTT\n\n00:00:00.")
+    assert srt.count(" --> ") == vtt.count(" --> ") >= 2
 
 
 def test_openai_sdk_verbose_json_keeps_our_tags(
@@ -200,12 +195,14 @@ def test_openai_models_lists_what_is_served(openai_client: openai.OpenAI) -> Non
     assert [m.id for m in openai_client.models.list()] == ["sensevoice-small", "whisper-1"]
 
 
-def test_openai_word_timestamps_are_refused_clearly(openai_client: openai.OpenAI) -> None:
-    with EN.open("rb") as audio, pytest.raises(openai.BadRequestError, match="Word timestamps"):
-        openai_client.audio.transcriptions.create(
+def test_openai_sdk_gets_words_from_verbose_json(openai_client: openai.OpenAI) -> None:
+    with EN.open("rb") as audio:
+        verbose = openai_client.audio.transcriptions.create(
             model="whisper-1", file=audio, response_format="verbose_json",
             timestamp_granularities=["word"],
         )  # fmt: skip
+    assert verbose.words and all(w.start <= w.end for w in verbose.words)
+    assert verbose.segments is None  # only what was asked for, as OpenAI does
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
