@@ -24,8 +24,8 @@ import numpy as np
 
 from bench.common import OUT, ROOT, clip, full_model, median, percentile, print_table
 from sensevoice_server.audio import AudioLimits, decode
-from tests.audio_files import write_samples
-from tests.servers import RedisServer, free_port, is_ready
+from sensevoice_server.testing.audio_files import write_samples
+from sensevoice_server.testing.servers import RedisServer, free_port, is_ready
 
 
 @contextmanager

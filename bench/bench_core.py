@@ -34,12 +34,12 @@ configure_logging("warning")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
+from sensevoice_server.app import build_transcriber  # noqa: E402
 from sensevoice_server.audio import AudioLimits, decode  # noqa: E402
-from sensevoice_server.engine import DecodeOptions, Engine  # noqa: E402
-from sensevoice_server.service import Transcriber  # noqa: E402
+from sensevoice_server.options import DecodeOptions  # noqa: E402
 from sensevoice_server.settings import Settings  # noqa: E402
-from tests.reference import reference_model  # noqa: E402
-from tests.servers import free_port, is_ready  # noqa: E402
+from sensevoice_server.testing.reference import reference_model  # noqa: E402
+from sensevoice_server.testing.servers import free_port, is_ready  # noqa: E402
 
 LIMITS = AudioLimits(10**9, 7200)
 
@@ -50,8 +50,9 @@ def measure_bare(model: str, ncpu: int, clips: dict[int, bytes], repeat: int) ->
     for seconds, data in clips.items():
         samples = decode(data, LIMITS)
         run = partial(
-            automodel.generate, input=samples, language="auto", use_itn=True, batch_size_s=60
-        )
+            automodel.generate, input=samples, language="auto", use_itn=True, batch_size_s=60,
+            merge_vad=True,
+        )  # fmt: skip
         run()  # warm-up
         results[seconds] = median(timed(run, repeat))
     return results
@@ -60,10 +61,10 @@ def measure_bare(model: str, ncpu: int, clips: dict[int, bytes], repeat: int) ->
 def measure_transcriber(
     settings: Settings, clips: dict[int, bytes], repeat: int
 ) -> dict[int, float]:
-    engine = Engine(settings)
+    transcriber = build_transcriber(settings)
+    engine = transcriber.engine
     engine.start()
     assert engine.wait_ready(600), engine.failure
-    transcriber = Transcriber(settings, engine)
     results = {}
     for seconds, data in clips.items():
         run = lambda: asyncio.run(transcriber.transcribe(data, DecodeOptions()))  # noqa: E731, B023
@@ -86,7 +87,7 @@ def measure_app(
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app_sensevoice.py"), "--model", model, "--vad-model",
          "silero-vad", "--device", "cpu", "--ncpu", str(ncpu), "--port", str(port),
-         "--log-level", "warning", "--cache-url", "none"],
+         "--log-level", "warning", "--cache-url", "none", "--backend", "torch"],
         cwd=ROOT,
     )  # fmt: skip
     try:
@@ -138,8 +139,9 @@ def main() -> None:
         return
     if args.part == "service":
         settings = Settings(
-            model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu, cache_url="none"
-        )
+            model=model, vad_model="silero-vad", device="cpu", ncpu=args.ncpu, cache_url="none",
+            backend="torch",
+        )  # fmt: skip
         print(json.dumps(measure_transcriber(settings, clips, args.repeat)))
         return
 

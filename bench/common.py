@@ -18,7 +18,7 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
 from samples.make_samples import make_long_clip  # noqa: E402
-from tests.make_checkpoint import build_checkpoint  # noqa: E402
+from sensevoice_server.testing.checkpoint import build_checkpoint  # noqa: E402
 
 
 def full_model() -> Path:

@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requirements="${1:-requirements.txt}"
-python3 -m venv .venv
-stamp=".venv/.installed-$(cat "$requirements" requirements.txt | sha256sum | cut -c1-16)"
+stamp_of() { echo ".venv/.installed-$(cat "$1" requirements.txt | sha256sum | cut -c1-16)"; }
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp=$(stamp_of "$requirements")
 if [ ! -f "$stamp" ]; then
     .venv/bin/pip install --quiet --upgrade pip
     # torch before anything that depends on it, or pip picks a build we did not choose
     .venv/bin/pip install --quiet torch==2.13.0
     .venv/bin/pip install --quiet -r "$requirements"
     touch "$stamp"
+    # requirements-test.txt includes requirements.txt: the app's own set is installed too
+    if grep -q -- "-r requirements.txt" "$requirements"; then touch "$(stamp_of requirements.txt)"; fi
 fi

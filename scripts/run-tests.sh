@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the tests need (system packages when run as root, the venv) and run them.
-# Extra arguments go to pytest, e.g. scripts/run-tests.sh -k audio
+# Install everything the tests need (system packages when run as root, the venv), check
+# formatting, lint and types, then run the tests. Extra arguments go to pytest, e.g.
+#   scripts/run-tests.sh -k audio          scripts/run-tests.sh --unit   (the in-process tier)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(ffmpeg espeak-ng sox redis-server nginx chromium chromium-driver)
@@ -17,4 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 scripts/install.sh requirements-test.txt
-exec .venv/bin/python -m pytest "$@"
+args=()
+for arg in "$@"; do
+    if [ "$arg" = --unit ]; then args+=(tests/unit); else args+=("$arg"); fi
+done
+.venv/bin/ruff format --check --quiet .
+.venv/bin/ruff check --quiet .
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "${args[@]}"

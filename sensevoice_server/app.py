@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import gradio as gr
 from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from sensevoice_server.admission import Admission
 from sensevoice_server.api import cache as cache_routes
@@ -79,12 +79,13 @@ def create_app(
                cache_routes.router, stream.router, login.router]  # fmt: skip
     for router in routers:
         app.include_router(router)
-    own_paths = {route.path for router in routers for route in router.routes}
+    own_paths = {route.path for router in routers for route in router.routes
+                 if isinstance(route, APIRoute | APIWebSocketRoute)}  # fmt: skip
 
     blocks = build_ui(transcriber, live_sessions).queue(
         default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size
     )
-    app = gr.mount_gradio_app(
+    gr.mount_gradio_app(  # mounts onto `app` itself
         app, blocks, path="/", max_file_size=settings.max_upload_bytes,
         allowed_paths=[str(SAMPLES_DIR)],
     )  # fmt: skip
@@ -171,7 +172,7 @@ def allowed_methods(routers: list[APIRouter]) -> dict[str, set[str]]:
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute):
-                allowed.setdefault(route.path, set()).update(route.methods)
+                allowed.setdefault(route.path, set()).update(route.methods or ())
     for methods in allowed.values():
         if "GET" in methods:
             methods.add("HEAD")

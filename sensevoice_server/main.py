@@ -70,8 +70,7 @@ def serve(settings: Settings) -> int:
     )
     server = DrainingServer(config, app.state.transcriber, settings.drain_timeout_s)
     server.run(sockets=[sock])
-    if failures:
-        log.error("exiting: %s", failures[0])
+    if failures:  # the engine has logged why
         return 2 if isinstance(failures[0], StartupError) else 1
     return 0
 

@@ -129,7 +129,7 @@ class Transcriber:
                         "queue_wait_ms": result.queue_wait_ms}  # fmt: skip
 
             # the samples' own buffer, hashed in a thread: no 230 MB copy on the event loop
-            pcm_key = await self._key("pcm", memoryview(samples).cast("B"), options)
+            pcm_key = await self._key("pcm", memoryview(samples.data).cast("B"), options)
             value, from_cache = await self.cache.get_or_compute(pcm_key, compute)
         await self.cache.aset(bytes_key, value)
         result = self._result(value, started, from_cache)

@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     """auto (torch on CUDA, onnx on CPU), torch (funasr's own modules) or onnx (onnxruntime
     on an ONNX export of --model, made at first start)."""
     precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
-    """auto (fp16 with torch on CUDA, else fp32), fp32, fp16 (torch on CUDA) or int8 (onnx)."""
+    """auto (fp16 with torch on CUDA, int8 with onnx on a CPU), fp32, fp16 (torch on CUDA) or
+    int8 (onnx)."""
     onnx_dir: str | None = None
     """An ONNX export to run (from `python -m sensevoice_server.export`, or sherpa-onnx's
     SenseVoice download); default: exported from --model once, kept under

@@ -137,7 +137,7 @@ def join(texts: list[str]) -> str:
 
 def spread(segment: Segment) -> list[Word]:
     """Words without alignment: the text's words, timed in proportion to their length."""
-    texts = []
+    texts: list[str] = []
     for token in segment.text.split():
         if all(is_cjk(c) or is_punctuation(c) for c in token):
             for char in token:  # punctuation stays with the character before it

@@ -9,7 +9,7 @@ own `rich_transcription_postprocess`), plain text and JSON.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -89,11 +89,11 @@ class Transcript:
     @property
     def language(self) -> str:
         """The language spoken longest, or `nospeech` when nothing was said."""
-        spoken: Counter[str] = Counter()
+        spoken: defaultdict[str, float] = defaultdict(float)  # seconds, per language
         for segment in self.segments:
             if segment.language and segment.language != "nospeech":
                 spoken[segment.language] += segment.end - segment.start
-        return spoken.most_common(1)[0][0] if spoken else "nospeech"
+        return max(spoken, key=spoken.__getitem__) if spoken else "nospeech"
 
     @property
     def rich_text(self) -> str:

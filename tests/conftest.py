@@ -9,7 +9,9 @@ tests/e2e/ start real processes and talk to them with real clients.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,21 @@ configure_logging("info")  # before funasr is imported anywhere
 from sensevoice_server.settings import Settings  # noqa: E402
 from sensevoice_server.testing.checkpoint import build_checkpoint  # noqa: E402
 from sensevoice_server.testing.reference import reference_model as build_reference  # noqa: E402
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without Python's own teardown of torch, funasr and gradio (5-10 s of nothing,
+    as the app itself does): the summary is printed and every fixture is finalised by now."""
+    status = getattr(config, "_sensevoice_exitstatus", None)
+    if status is not None and os.environ.get("SENSEVOICE_TEST_SLOW_EXIT") is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(status))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._sensevoice_exitstatus = exitstatus  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,7 +66,20 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(tiny_model: Path) -> Settings:
+def _export_started(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Future[Path]]:
+    """The tiny checkpoint's ONNX export, begun at once in a process of its own, so it runs
+    on the other core while the first tests run (it takes about 10 s)."""
+    from sensevoice_server.engine.backends.onnx import export_in_subprocess
+
+    directory = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(lambda: export_in_subprocess(tiny_model, directory) or directory)
+
+
+@pytest.fixture(scope="session")
+def settings(tiny_model: Path, _export_started: Future[Path]) -> Settings:
     return Settings(
         model=str(tiny_model), vad_model="silero-vad", device="cpu", ncpu=1, cache_url="none",
         backend="torch",
@@ -57,7 +87,7 @@ def settings(tiny_model: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def model_env(tiny_model: Path) -> dict[str, str]:
+def model_env(tiny_model: Path, _export_started: Future[Path]) -> dict[str, str]:
     """SENSEVOICE_* variables for an app on the tiny model (silero VAD needs no download)."""
     return {
         "SENSEVOICE_MODEL": str(tiny_model),
@@ -78,7 +108,7 @@ def reference_model(tiny_model: Path) -> Any:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
     """A real redis-server on a free port, without persistence; tests may stop and restart it."""
-    from tests.support.servers import RedisServer
+    from sensevoice_server.testing.servers import RedisServer
 
     server = RedisServer()
     server.start()
@@ -95,11 +125,7 @@ def campplus_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny checkpoint exported as the server exports it, in a process of its own
-    (about 10 s; tracing deep inside pytest's stack trips a CPython recursion check)."""
-    from sensevoice_server.engine.backends.onnx import export_in_subprocess
-
-    directory = tmp_path_factory.mktemp("onnx") / "tiny-onnx"
-    export_in_subprocess(tiny_model, directory)
-    return directory
+def tiny_onnx(_export_started: Future[Path]) -> Path:
+    """The tiny checkpoint exported as the server exports it (in a process of its own:
+    tracing deep inside pytest's stack trips a CPython recursion check)."""
+    return _export_started.result(timeout=300)

@@ -96,9 +96,10 @@ async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if error.status_code == 404:
         return error_response(NotFound(f"Nothing is served at {request.url.path[:200]}."))
+    headers = dict(error.headers) if error.headers else None
     if error.status_code == 405:
-        return error_response(MethodNotAllowed(str(error.detail)), headers=error.headers)
-    return error_response(HttpError(error.status_code, str(error.detail)), headers=error.headers)
+        return error_response(MethodNotAllowed(str(error.detail)), headers=headers)
+    return error_response(HttpError(error.status_code, str(error.detail)), headers=headers)
 
 
 def install(app: FastAPI) -> None:

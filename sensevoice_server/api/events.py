@@ -65,7 +65,8 @@ async def produce(
     try:
         while not work.done() or (waiting is not None and waiting.done()):
             waiting = waiting or asyncio.ensure_future(segments.get())
-            await asyncio.wait({work, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            pending: set[asyncio.Future[Any]] = {work, waiting}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
                 for event in segment_events(joiner, streamed, waiting.result(), options, diarized):
                     yield event

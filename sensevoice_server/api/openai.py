@@ -183,7 +183,7 @@ def render(
         return JSONResponse(formats.diarized_json(transcript))
     body = {"text": transcript.rich_text}
     if options.logprobs:
-        body["logprobs"] = formats.logprobs(transcript)  # type: ignore[assignment]
+        body["logprobs"] = formats.logprobs(transcript)
     return JSONResponse(body)
 
 

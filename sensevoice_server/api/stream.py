@@ -179,7 +179,7 @@ async def receive(websocket: WebSocket, idle_s: float) -> dict[str, Any]:
         raise PolicyViolation(f"Nothing received for {idle_s:g} s.", "idle_timeout") from None
     if message["type"] == "websocket.disconnect":
         raise ClientGone
-    return message
+    return dict(message)
 
 
 async def send(websocket: WebSocket, message: BaseModel) -> None:

@@ -122,7 +122,7 @@ class SqliteStore:
                 conn.rollback()
             raise
         finally:
-            if self._closed:
+            if self.closed:
                 conn.close()
             else:
                 self._idle.put(conn)
@@ -206,6 +206,10 @@ class SqliteStore:
         with self._connection() as conn:
             entries, size = conn.execute("SELECT entries, bytes FROM totals").fetchone()
         return {"entries": entries, "bytes": size}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         # Connections in use are closed as they come back to the pool.

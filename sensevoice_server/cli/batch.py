@@ -109,7 +109,8 @@ def target_of(source: Path, args: argparse.Namespace) -> Path:
         return source.with_name(name)
     roots = [p for p in args.paths if p.is_dir() and source.is_relative_to(p)]
     relative = source.relative_to(roots[0]).with_name(name) if roots else Path(name)
-    return args.out / relative
+    out: Path = args.out
+    return out / relative
 
 
 async def run_all(
@@ -123,6 +124,8 @@ async def run_all(
     outcomes = [Outcome(s, t, "skipped") for s, t in jobs if (s, t) not in todo]
     if not todo:
         return outcomes, 0.0
+    transcribe: Transcribe
+    close: Callable[[], Awaitable[None]]
     if remote:
         from sensevoice_server.cli.remote import RemoteTranscriber
 

@@ -62,7 +62,7 @@ async def stream_samples(
     """
     pcm = pcm16_bytes(samples)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    config = StreamConfig(language=language, use_itn=use_itn, sample_rate=SAMPLE_RATE,  # type: ignore[arg-type]
+    config = StreamConfig(language=language, use_itn=use_itn, sample_rate=SAMPLE_RATE,
                           format="pcm_s16le", session_id=session_id)  # fmt: skip
     url = websocket_url(url)
     if session_id and "session_id=" not in url:  # where nginx looks to route a reconnect

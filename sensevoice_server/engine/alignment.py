@@ -52,7 +52,7 @@ def align(logits: np.ndarray, tokens: tuple[Token, ...]) -> list[tuple[Token, in
         torch.tensor([frames], dtype=torch.long),
         torch.tensor([len(text_tokens)], dtype=torch.long),
     )[0].tolist()
-    timed = []
+    timed: list[tuple[Token, int, int]] = []
     position = 0
     last_ms = frames * FRAME_MS - FRAME_MS // 2
     for symbol, run in groupby(path):

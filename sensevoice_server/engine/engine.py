@@ -71,6 +71,7 @@ class Engine:
         self._speakers: Any = None  # a SpeakerLabeler when speaker labels are on
         self.fingerprint = ""
         self.load_count = 0
+        self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
         self.batches = 0  # model calls so far, and the segments they held
         self.batched_segments = 0
         self.largest_batch = 0
@@ -224,7 +225,9 @@ class Engine:
         settings = self._settings
         log.info("loading model=%s backend=%s precision=%s device=%s ncpu=%d", settings.model,
                  self.backend_name, self.precision, self.device, settings.ncpu)  # fmt: skip
+        loading = time.perf_counter()
         self.backend = load_backend(settings, self.backend_name, self.precision, self.device)
+        self.backend_load_s = time.perf_counter() - loading
         if not self.backend.batch_independent:
             self._batcher.max_items = 1  # its results would depend on the batch
         self.load_count += 1

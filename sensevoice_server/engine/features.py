@@ -118,7 +118,8 @@ def lfr(frames: np.ndarray, m: int = LFR_M, n: int = LFR_N) -> np.ndarray:
 def features(samples: np.ndarray, cmvn: Cmvn) -> np.ndarray:
     """(T, 560) float32 model input for one segment."""
     stacked = lfr(fbank(samples))
-    return ((stacked + cmvn.shift) * cmvn.scale).astype(np.float32, copy=False)
+    normalised: np.ndarray = ((stacked + cmvn.shift) * cmvn.scale).astype(np.float32, copy=False)
+    return normalised
 
 
 def pad_batch(batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from sensevoice_server.engine.backends import Backend
 from sensevoice_server.errors import StartupError
 from sensevoice_server.settings import Settings
 
-CPU_PRECISION = "fp32"
+CPU_PRECISION = "int8"  # static int8: 2.2x torch on this project's 2-core CPU (README)
 
 
 def choose_backend(settings: Settings, device: str) -> tuple[str, str]:
@@ -20,7 +20,7 @@ def choose_backend(settings: Settings, device: str) -> tuple[str, str]:
     backend = settings.backend
     if backend == "auto":
         backend = "torch" if cuda else "onnx"
-    precision = settings.precision
+    precision: str = settings.precision
     if precision == "auto":
         precision = ("fp16" if cuda else "fp32") if backend == "torch" else CPU_PRECISION
     if precision == "fp16" and not cuda:

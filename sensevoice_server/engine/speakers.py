@@ -121,7 +121,8 @@ def cluster(embeddings: np.ndarray, num_speakers: int | None) -> np.ndarray:
         clustering = AgglomerativeClustering(
             n_clusters=min(num_speakers, rows), metric="cosine", linkage="average"
         )
-        return clustering.fit_predict(embeddings).astype(np.int64)
+        labels: np.ndarray = clustering.fit_predict(embeddings).astype(np.int64)
+        return labels
     clustering = AgglomerativeClustering(
         n_clusters=None, distance_threshold=1.0 - MERGE_COSINE, metric="cosine",
         linkage="average",

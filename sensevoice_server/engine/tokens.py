@@ -91,7 +91,8 @@ class Vocabulary:
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    log_probs: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return log_probs
 
 
 def greedy(logits: np.ndarray, vocabulary: Vocabulary) -> tuple[str, list[Token]]:

@@ -143,13 +143,15 @@ def pcm_samples(data: bytes, fmt: str) -> np.ndarray:
 
 def pcm16_bytes(samples: np.ndarray) -> bytes:
     """Float samples in [-1, 1] as the pcm_s16le frames clients send."""
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    frames: bytes = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return frames
 
 
 def markdown() -> str:
     """The protocol as the README documents it, from the models above."""
     lines = ["| message | direction | fields |", "|---|---|---|"]
-    for model in (StreamConfig, End, *SERVER_MESSAGES):
+    models: list[type[BaseModel]] = [StreamConfig, End, *SERVER_MESSAGES]
+    for model in models:
         direction = "client → server" if model in (StreamConfig, End) else "server → client"
         fields = ", ".join(f"`{name}`" for name in model.model_fields)
         doc = " ".join((model.__doc__ or "").split())

@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sentencepiece as spm
 import torch
@@ -43,6 +43,9 @@ import yaml
 from sentencepiece import sentencepiece_model_pb2
 
 Size = Literal["tiny", "full"]
+
+# protobuf-generated without type stubs: its classes are Any to us
+PROTOBUF: Any = sentencepiece_model_pb2
 
 BPE_MODEL_NAME = "chn_jpn_yue_eng_ko_spectok.bpe.model"
 VOCAB_SIZE = 25055
@@ -181,7 +184,7 @@ def training_sentences(count: int = 2000) -> list[str]:
     return [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(count)]
 
 
-def train_base_tokenizer() -> sentencepiece_model_pb2.ModelProto:
+def train_base_tokenizer() -> Any:
     """Train a small unigram SentencePiece model; ids 0, 1, 2 are <unk>, <s>, </s>."""
     spm.set_random_generator_seed(0)
     buffer = io.BytesIO()
@@ -197,7 +200,7 @@ def train_base_tokenizer() -> sentencepiece_model_pb2.ModelProto:
         num_threads=1,
         minloglevel=2,
     )
-    proto = sentencepiece_model_pb2.ModelProto()
+    proto: Any = PROTOBUF.ModelProto()
     proto.ParseFromString(buffer.getvalue())
     return proto
 
@@ -222,11 +225,12 @@ def build_tokenizer() -> bytes:
     proto = train_base_tokenizer()
     fillers = filler_words()
     tag_at = {token_id: tag for tag, token_id in TAG_IDS.items()}
-    user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.Type.USER_DEFINED
+    user_defined = PROTOBUF.ModelProto.SentencePiece.Type.USER_DEFINED
     for token_id in range(len(proto.pieces), VOCAB_SIZE):
         piece = tag_at[token_id] if token_id in tag_at else next(fillers)
         proto.pieces.add(piece=piece, score=0.0, type=user_defined)
-    return proto.SerializeToString()
+    serialised: bytes = proto.SerializeToString()
+    return serialised
 
 
 def mvn_text() -> str:
@@ -245,7 +249,7 @@ def mvn_text() -> str:
     )
 
 
-def model_config(size: Size) -> dict[str, object]:
+def model_config(size: Size) -> dict[str, Any]:
     """config.yaml's content, the real one's but for the encoder size and dither."""
     return {
         "encoder": "SenseVoiceEncoderSmall",
@@ -298,15 +302,15 @@ def prefix_queries() -> tuple[torch.Tensor, list[list[str]]]:
     return torch.tensor(queries), tags
 
 
-def encode(model: torch.nn.Module, queries: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+def encode(model: Any, queries: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
     """Encoder output for the query frames followed by feats, as SenseVoiceSmall.inference."""
     speech = torch.cat((model.embed(queries), feats.expand(len(queries), -1, -1)), dim=1)
     lengths = torch.full((len(queries),), speech.size(1), dtype=torch.int32)
-    hidden, _ = model.encoder(speech, lengths)
+    hidden: torch.Tensor = model.encoder(speech, lengths)[0]
     return hidden
 
 
-def damp_context(model: torch.nn.Module) -> None:
+def damp_context(model: Any) -> None:
     """Scale what each frame takes from other frames in every encoder layer by CONTEXT_SCALE."""
     from funasr.models.sense_voice.model import MultiHeadedAttentionSANM
 
@@ -317,7 +321,7 @@ def damp_context(model: torch.nn.Module) -> None:
             module.fsmn_block.weight.mul_(CONTEXT_SCALE)
 
 
-def set_prefix_tag_rows(model: torch.nn.Module) -> None:
+def set_prefix_tag_rows(model: Any) -> None:
     """Point each prefix tag's CTC row at its query frames' audio-free encoder output.
 
     Encoder outputs are layer-normalised, all of about one norm, so the logit is an affine
@@ -336,7 +340,7 @@ def set_prefix_tag_rows(model: torch.nn.Module) -> None:
         ctc_lo.bias[TAG_IDS[tag]] = -gain * TAG_COSINE
 
 
-def check_prefix_decoding(model: torch.nn.Module, seed: int) -> None:
+def check_prefix_decoding(model: Any, seed: int) -> None:
     """Raise unless, on some synthetic features, the prefix decodes right and the text has none
     of its tags."""
     generator = torch.Generator().manual_seed(seed)
@@ -355,7 +359,7 @@ def check_prefix_decoding(model: torch.nn.Module, seed: int) -> None:
 
 
 @torch.no_grad()
-def build_model(size: Size, seed: int) -> torch.nn.Module:
+def build_model(size: Size, seed: int) -> Any:
     """A randomly initialised SenseVoiceSmall wired to decode the requested tag prefix."""
     from funasr.models.sense_voice.model import SenseVoiceSmall
 

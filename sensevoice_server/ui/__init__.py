@@ -19,6 +19,7 @@ __all__ = ["SAMPLES_DIR", "build_ui"]
 
 
 def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks:
+    blocks: gr.Blocks
     with gr.Blocks(title="SenseVoice transcription") as blocks:
         gr.Markdown(
             "## SenseVoice transcription\n"

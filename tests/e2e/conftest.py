@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import AppProcess, run_app
+from sensevoice_server.testing.servers import AppProcess, run_app
 
 
 @pytest.fixture(scope="session")
@@ -15,10 +15,11 @@ def app_server(
     model_env: dict[str, str], tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppProcess]:
     """The real app, started the way a user starts it, on a free port, with the default
-    backend (auto: onnx on a CPU) on the tiny checkpoint's export; the other apps of this
-    tier run the torch backend, so front ends are held to the reference on both."""
+    backend (auto: onnx on a CPU) on the tiny checkpoint's export, in fp32; the other apps
+    of this tier run the torch backend, so front ends are held to the reference on both."""
     logs = tmp_path_factory.mktemp("logs")
     env = {**model_env, "SENSEVOICE_BACKEND": "auto", "SENSEVOICE_ONNX_DIR": str(tiny_onnx),
+           "SENSEVOICE_PRECISION": "fp32",  # the reference's exact transcript (int8: bench/)
            "SENSEVOICE_MAX_UPLOAD_MB": "2", "SENSEVOICE_MAX_BATCH_MB": "4",
            "SENSEVOICE_MAX_DURATION_S": "20",
            "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip

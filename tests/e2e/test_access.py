@@ -9,8 +9,8 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
+from sensevoice_server.testing.servers import AppProcess, run_app
 from tests.support.samples import EN
-from tests.support.servers import AppProcess, run_app
 
 KEY = "access-test-key"
 BEARER = {"Authorization": f"Bearer {KEY}"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import AppProcess, run_app, wait_until
+from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
 
 CLIENTS = 40
 HEALTH_POLLER = """

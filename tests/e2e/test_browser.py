@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -12,8 +15,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
+from sensevoice_server.testing.servers import AppProcess
 from tests.support.samples import SAMPLES
-from tests.support.servers import AppProcess
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,8 +24,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser(tmp_path) -> Iterator[webdriver.Chrome]:
+def chromium(profile: Path, downloads: Path, *extra: str) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for flag in (
@@ -34,37 +36,58 @@ def browser(tmp_path) -> Iterator[webdriver.Chrome]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--window-size=1280,1600",
+        *extra,
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    driver = chromium(tmp_path / "profile", tmp_path / "downloads")
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def test_upload_transcribe_and_see_transcript_and_segments(
-    browser: webdriver.Chrome, app_server: AppProcess
-) -> None:
+def upload(browser: webdriver.Chrome, app_server: AppProcess, clip: Path) -> WebDriverWait:
     browser.get(app_server.url)
     wait = WebDriverWait(browser, 120)
-    upload = wait.until(
+    field = wait.until(
         expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, "#audio input[type=file]")
         )
     )
-    upload.send_keys(str(SAMPLES / "en.wav"))
+    field.send_keys(str(clip))
     # the player appears once the upload has reached the server
-    wait.until(
-        expected_conditions.presence_of_element_located(
-            (By.CSS_SELECTOR, "#audio [data-testid^=audio-player]")
-        )
-    )
-    button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "transcribe")))
-    button.click()
+    wait.until(expected_conditions.presence_of_element_located(
+        (By.CSS_SELECTOR, "#audio [data-testid^=audio-player]")
+    ))  # fmt: skip
+    wait.until(expected_conditions.element_to_be_clickable((By.ID, "transcribe"))).click()
+    return wait
 
+
+def downloaded(directory: Path, suffix: str, timeout: float = 30) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in directory.glob(f"*{suffix}") if p.stat().st_size]
+        if done:
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"nothing ending in {suffix} was downloaded to {directory}")
+
+
+def test_upload_transcribe_and_see_transcript_segments_legend_and_downloads(
+    browser: webdriver.Chrome, app_server: AppProcess, tmp_path: Path
+) -> None:
+    wait = upload(browser, app_server, SAMPLES / "en.wav")
     transcript = wait.until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#transcript textarea").get_property("value")
     )
@@ -77,3 +100,54 @@ def test_upload_transcribe_and_see_transcript_and_segments(
     # duration and timing (or "from cache" when an earlier test sent the same clip)
     timings = wait.until(lambda d: d.find_element(By.ID, "timings").text)
     assert "Audio 5.1 s" in timings and ("processing" in timings or "from cache" in timings)
+    # the legend, collapsed until opened
+    legend = browser.find_element(By.ID, "legend")
+    assert "laughter" not in legend.text
+    legend.find_element(By.TAG_NAME, "button").click()
+    wait.until(lambda d: "laughter" in d.find_element(By.ID, "legend").text)
+    # the transcript as files
+    button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "download-srt")))
+    button.click()
+    srt = downloaded(tmp_path / "downloads", ".srt").read_text()
+    assert srt.startswith("1\n00:00:00,") and " --> " in srt
+    for fmt in ("txt", "vtt", "json"):
+        assert browser.find_element(By.ID, f"download-{fmt}").is_displayed()
+
+
+def test_silence_says_no_speech_detected(browser: webdriver.Chrome, app_server: AppProcess) -> None:
+    wait = upload(browser, app_server, SAMPLES / "silence.wav")
+    shown = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#transcript textarea").get_property("value")
+    )
+    assert shown == "No speech detected"
+
+
+def test_the_live_tab_captions_a_microphone(app_server: AppProcess, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a sample clip (in a loop) into the Live tab."""
+    fake_audio = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={SAMPLES / 'en_44k_stereo.wav'}")  # fmt: skip
+    browser = chromium(tmp_path / "profile", tmp_path / "downloads", *fake_audio)
+    try:
+        browser.get(app_server.url)
+        wait = WebDriverWait(browser, 120)
+        tab = wait.until(expected_conditions.element_to_be_clickable(
+            (By.XPATH, "//button[@role='tab'][contains(., 'Live')]")
+        ))  # fmt: skip
+        tab.click()
+        record = wait.until(expected_conditions.element_to_be_clickable(
+            (By.CSS_SELECTOR, "#live-microphone button.record-button")
+        ))  # fmt: skip
+        record.click()
+        caption = wait.until(lambda d: re.search(
+            r"\[\d+\.\d–\d+\.\d s\] en neutral  \S",
+            d.find_element(By.CSS_SELECTOR, "#live-captions textarea").get_property("value"),
+        ))  # fmt: skip
+        assert caption
+        stop = browser.find_element(
+            By.CSS_SELECTOR,
+            "#live-microphone button.stop-button, #live-microphone button[aria-label*='top']",
+        )
+        stop.click()
+        wait.until(lambda d: d.find_element(By.ID, "live-download-srt").is_displayed())
+    finally:
+        browser.quit()

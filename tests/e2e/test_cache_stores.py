@@ -31,8 +31,8 @@ from sensevoice_server.cache import (
     open_cache,
     sha256_hex,
 )
+from sensevoice_server.testing.servers import RedisServer
 from sensevoice_server.transcript import Transcript, parse_segment
-from tests.support.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FINGERPRINT = "0f" * 32

@@ -13,11 +13,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from sensevoice_server.audio import AudioLimits, decode
+from sensevoice_server.testing.audio_files import write_samples, write_wav
 from sensevoice_server.testing.reference import reference_text, without_spaces
+from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
 from sensevoice_server.transcript import TAG
-from tests.support.audio_files import write_samples, write_wav
 from tests.support.samples import SAMPLES, SPEECH_SAMPLES
-from tests.support.servers import AppProcess, run_app, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sensevoice_server.testing.servers import AppProcess
 from tests.support.samples import SAMPLES
-from tests.support.servers import AppProcess
 
 REFUSED = "Only audio uploaded to this server can be transcribed"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sensevoice_server.audio import AudioLimits, decode
+from sensevoice_server.testing.audio_files import write_samples
 from sensevoice_server.testing.reference import reference_text
+from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
 from sensevoice_server.transcript import TAG
-from tests.support.audio_files import write_samples
 from tests.support.samples import SAMPLES
-from tests.support.servers import AppProcess, run_app, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EN = SAMPLES / "en.wav"
@@ -212,26 +210,3 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-
-
-# --- the README's curl examples, run as written ------------------------------------------------
-
-
-def readme_curl_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for block in text.split("```bash")[1:]:
-        body = block.split("```")[0].replace("\\\n", " ")
-        commands += [line.strip() for line in body.splitlines() if line.strip().startswith("curl ")]
-    return commands
-
-
-def test_readme_curl_examples_work_as_written(app_server: AppProcess) -> None:
-    commands = readme_curl_commands()
-    assert len(commands) >= 4
-    for command in commands:
-        command = command.replace("http://127.0.0.1:7860", app_server.url)
-        done = subprocess.run([*shlex.split(command), "--fail-with-body", "-sS"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert done.returncode == 0, (command, done.stdout, done.stderr)
-        assert done.stdout.strip(), command

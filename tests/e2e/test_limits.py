@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.servers import AppProcess
+from sensevoice_server.testing.servers import AppProcess
 
 UPLOAD_ROUTES = ["/api/transcribe", "/v1/audio/transcriptions", "/api/batch", "/gradio_api/upload"]
 BOUNDARY = "limit-test-boundary"

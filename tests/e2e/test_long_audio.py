@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from samples.make_samples import make_long_clip
+from sensevoice_server.testing.servers import ROOT, AppProcess, run_app
 from tests.support.samples import SAMPLES
-from tests.support.servers import ROOT, AppProcess, run_app
 
 LIMIT_CHARS, LIMIT_LINES, LIMIT_S = 42, 2, 7.0
 CUE_TIMES = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.](\d\d\d)")

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sensevoice_server.testing.audio_files import unique_speech
+from sensevoice_server.testing.servers import AppProcess, RedisServer, run_app
 from tests.e2e.test_http_clients import post_file, scrape
-from tests.support.audio_files import unique_speech
-from tests.support.servers import AppProcess, RedisServer, run_app
 
 TRANSCRIPT_FIELDS = ("text", "plain_text", "language", "duration", "segments", "model")
 

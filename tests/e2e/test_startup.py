@@ -5,6 +5,7 @@ answer only warns."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import ROOT, free_port, run_app
+from sensevoice_server.testing.servers import ROOT, free_port, run_app
 
 
 def start(
@@ -123,3 +124,31 @@ def test_help_lists_every_flag_with_its_variable_and_default() -> None:
     assert "[default: 7860; env SENSEVOICE_PORT]" in " ".join(done.stdout.split())
     assert "wins over its variable" in done.stdout
     assert "pydantic" not in done.stdout.lower() and "CliSettings" not in done.stdout
+
+
+def test_the_onnx_export_is_made_at_first_start_and_reused(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**model_env, "SENSEVOICE_BACKEND": "onnx", "XDG_CACHE_HOME": str(tmp_path)}
+    with run_app(env, tmp_path) as first:
+        assert "no ONNX export of" in first.log() and "export: ONNX export done" in first.log()
+    exports = list((tmp_path / "sensevoice" / "onnx").iterdir())
+    assert len(exports) == 1 and (exports[0] / "model.int8.onnx").exists()
+    stamp = (exports[0] / "model.onnx").stat().st_mtime_ns
+    with run_app(env, tmp_path) as again:
+        assert "no ONNX export of" not in again.log()
+        assert httpx.get(f"{again.url}/ready").json()["precision"] == "int8"
+    assert (exports[0] / "model.onnx").stat().st_mtime_ns == stamp  # not exported twice
+
+
+def test_a_corrupt_export_stops_start_up_with_one_line(
+    model_env: dict[str, str], tiny_onnx: Path, tmp_path: Path
+) -> None:
+    broken = shutil.copytree(tiny_onnx, tmp_path / "broken")
+    data = (broken / "model.onnx").read_bytes()
+    (broken / "model.onnx").write_bytes(data[: len(data) // 3])
+    env = {**model_env, "SENSEVOICE_BACKEND": "onnx", "SENSEVOICE_PRECISION": "fp32",
+           "SENSEVOICE_ONNX_DIR": str(broken)}  # fmt: skip
+    done, _ = start(env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "cannot load it" in done.stderr and "Traceback" not in done.stderr

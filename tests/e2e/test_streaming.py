@@ -28,8 +28,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from sensevoice_server.cli.stream import stream_samples
+from sensevoice_server.testing.servers import ROOT, AppProcess, run_app, wait_until
 from tests.support.samples import SAMPLES, SPEECH_SAMPLES, load
-from tests.support.servers import ROOT, AppProcess, run_app, wait_until
 
 KEY = "live-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -28,15 +28,22 @@ class InProcessApp:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, *, ready: bool = True) -> AsyncIterator[InProcessApp]:
-    """An app built from `settings`, its lifespan entered, and a client for it."""
+async def running_app(
+    settings: Settings, *, ready: bool = True, lifespan: bool = True
+) -> AsyncIterator[InProcessApp]:
+    """An app built from `settings`, its lifespan entered (the model loads; `lifespan=False`
+    for tests of what answers without a model), and a client for it."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        if ready:
-            await wait_ready(app)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            yield InProcessApp(app, client)
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncExitStack() as stack:
+        if lifespan:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            if ready:
+                await wait_ready(app)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://app")
+        )
+        yield InProcessApp(app, client)
 
 
 async def wait_ready(app: FastAPI, timeout: float = 120) -> None:

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sensevoice_server.settings import Settings
+from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.reference import reference_text
 from sensevoice_server.transcript import TAG
-from tests.support.audio_files import wav_bytes
 from tests.support.inprocess import InProcessApp, running_app
 from tests.support.samples import EN, ENGLISH_FORMATS, ROOT, SAMPLES, SPEECH_SAMPLES, load
 

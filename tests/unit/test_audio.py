@@ -7,7 +7,7 @@ import pytest
 
 from sensevoice_server.audio import SAMPLE_RATE, AudioLimits, decode
 from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
-from tests.support.audio_files import wav_bytes
+from sensevoice_server.testing.audio_files import wav_bytes
 from tests.support.samples import ENGLISH_FORMATS, SAMPLES
 
 LIMITS = AudioLimits(max_bytes=5_000_000, max_duration_s=60)

@@ -123,7 +123,7 @@ def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
 
 def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
     small = started(settings, queue_size=2, live_max_sessions=0)
-    long_audio = np.tile(load("en.wav"), 20)  # 100 s: keeps the model busy
+    long_audio = np.tile(load("en.wav"), 3)  # not done by the time the third one comes
     try:
         running = [small.submit(long_audio, DecodeOptions()) for _ in range(2)]
         with pytest.raises(Busy, match="busy") as refused:
@@ -138,7 +138,7 @@ def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
 def test_live_finals_run_between_the_segments_of_a_long_upload(
     engine: Engine, reference_model
 ) -> None:
-    long_audio = np.tile(load("en.wav"), 24)  # 2 min, about 8 merged segments
+    long_audio = np.tile(load("en.wav"), 12)  # 1 min, about 4 merged segments
     progress: list[tuple[int, int]] = []
     finished: list[str] = []
     upload = engine.submit(long_audio, DecodeOptions(), progress=lambda *p: progress.append(p))
@@ -154,13 +154,13 @@ def test_live_finals_run_between_the_segments_of_a_long_upload(
     assert upload.result(120).text == reference_text(reference_model, long_audio, "auto", True)
     assert finished == ["utterance", "upload"]  # between two segments, not after the file
     done, total = progress[-1]
-    assert done == total > 5
+    assert done == total >= 4
 
 
 def test_a_cancelled_job_stops_and_frees_its_place(engine: Engine) -> None:
     progress: list[tuple[int, int]] = []
     job = engine.submit(
-        np.tile(load("en.wav"), 24), DecodeOptions(), progress=lambda *p: progress.append(p)
+        np.tile(load("en.wav"), 12), DecodeOptions(), progress=lambda *p: progress.append(p)
     )
     deadline = time.monotonic() + 60
     while not progress and time.monotonic() < deadline:
@@ -168,7 +168,7 @@ def test_a_cancelled_job_stops_and_frees_its_place(engine: Engine) -> None:
     assert job.cancel()  # the client went away
     time.sleep(0.5)
     stopped_at = len(progress)
-    assert stopped_at < progress[0][1] - 2, progress  # the rest of its segments never ran
+    assert stopped_at < progress[0][1] - 1, progress  # the rest of its segments never ran
     assert engine.queue_depth == 0
     time.sleep(0.5)
     assert len(progress) == stopped_at

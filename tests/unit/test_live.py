@@ -125,6 +125,6 @@ async def test_live_tab_turns_microphone_chunks_into_caption_lines(app: InProces
 
 
 async def test_the_live_gauge_is_exported_before_any_stream(settings: Settings) -> None:
-    async with running_app(settings, ready=False) as fresh:
+    async with running_app(settings, lifespan=False) as fresh:
         metrics = (await fresh.client.get("/metrics")).text
         assert "\nsensevoice_live_sessions 0.0\n" in metrics

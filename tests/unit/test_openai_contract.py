@@ -124,10 +124,10 @@ async def test_two_speakers_asked_for_are_two_speakers(speakers_app: InProcessAp
 
 
 def mixed_clip() -> bytes:
-    """English then Chinese, 20 s each: enough for several merged segments."""
+    """English then Chinese, 10 s each: two merged segments."""
     import numpy as np
 
-    from tests.support.audio_files import wav_bytes
+    from sensevoice_server.testing.audio_files import wav_bytes
     from tests.support.samples import load
 
-    return wav_bytes(np.concatenate([np.tile(load("en.wav"), 4), np.tile(load("zh.wav"), 4)]))
+    return wav_bytes(np.concatenate([np.tile(load("en.wav"), 2), np.tile(load("zh.wav"), 2)]))

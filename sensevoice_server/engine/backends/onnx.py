@@ -10,6 +10,7 @@ first start (engine/export.py) and kept under ~/.cache/sensevoice/onnx/<checkpoi
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
@@ -67,9 +68,10 @@ class OnnxBackend:
             )
         self.model_file = model_file
         self.precision = precision
-        # dynamic int8 quantises activations with one scale over the whole padded batch, so
-        # an item's text would depend on its batch mates (FACTS.md): one item at a time
-        self.batch_independent = precision == "fp32"
+        # dynamic int8 (sherpa-onnx's downloads, or ours without calibration clips) scales
+        # activations over the whole padded batch, so an item's text would depend on its
+        # batch mates (FACTS.md): one item at a time. Static scales do not depend on it.
+        self.batch_independent = precision == "fp32" or meta.get("quantization") == "static"
         self.cmvn = Cmvn.from_strings(meta["neg_mean"], meta["inv_stddev"])
         self.vocabulary = Vocabulary.from_model_dir(model_file.parent)
         if len(self.vocabulary) != int(meta["vocab_size"]):
@@ -116,9 +118,13 @@ def exported(model: str) -> Path:
         log.info("downloading %s from the model hub", model)
         source = Path(snapshot_download(model))
     directory = cache_dir() / "onnx" / identify(str(source))[:16]
-    if not (directory / FILES["fp32"]).exists():
-        log.info("no ONNX export of %s yet: exporting it once to %s", source, directory)
-        export_in_subprocess(source, directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # replicas of one machine share this cache: the first exports, the others wait for it
+    with open(directory.with_name(directory.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / FILES["fp32"]).exists():
+            log.info("no ONNX export of %s yet: exporting it once to %s", source, directory)
+            export_in_subprocess(source, directory)
     return directory
 
 

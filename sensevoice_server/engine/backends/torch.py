@@ -28,7 +28,12 @@ class SenseVoiceLogits(torch.nn.Module):
     """Features to CTC logits, with the query frames funasr prepends:
     [embed(language), embed(1), embed(2), embed(text_norm)] + features, lengths + 4."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    # funasr's modules are untyped: typed here as what they are to us
+    embed: Any
+    encoder: Any
+    ctc_lo: Any
+
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.embed = model.embed
         self.encoder = model.encoder
@@ -46,7 +51,8 @@ class SenseVoiceLogits(torch.nn.Module):
         encoded = self.encoder(speech, x_length + 4)[0]
         if isinstance(encoded, tuple):
             encoded = encoded[0]
-        return self.ctc_lo(encoded)
+        logits: torch.Tensor = self.ctc_lo(encoded)
+        return logits
 
 
 def load_funasr_model(model: str, device: str, ncpu: int) -> Any:

@@ -1,4 +1,5 @@
-"""Start real processes for tests: the app itself (as a user runs it) on a free port.
+"""Start real processes for tests and benchmarks: the app (as a user runs it) on a free port,
+and a throwaway Redis.
 
 Tests talk to these over real sockets with real clients; nothing here is mocked.
 """
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +20,17 @@ from pathlib import Path
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def wait_until(check, timeout: float, interval: float = 0.1) -> bool:
+def wait_until(check: Callable[[], object], timeout: float, interval: float = 0.1) -> bool:
     """Poll `check()` until it is true or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
