@@ -36,8 +36,6 @@ def protocol_table() -> str:
 
 def write(readme: Path = ROOT / "README.md") -> None:
     text = readme.read_text()
-    text = text.replace("SETTINGS_TABLE\n", settings_table())  # first time only
-    text = text.replace("PROTOCOL_TABLE\n", protocol_table())
     if not SETTINGS.search(text) or not PROTOCOL.search(text):
         raise SystemExit("README.md lacks the settings table or the protocol markers")
     text = SETTINGS.sub(lambda _: settings_table(), text, count=1)

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # --- result cache ---------------------------------------------------------------
     cache_url: str = "sqlite"
     """sqlite (a file under ~/.cache/sensevoice), sqlite:///abs/path.sqlite3,
-    redis://host:6379/0 (shared by several processes or machines), or none."""
+    redis://host:6379/0 (shared by several processes or machines), or none (off)."""
     cache_ttl_s: float = Field(7 * 24 * 3600, ge=0)
     """How long a cached transcript is kept, in seconds (0: forever)."""
     cache_max_mb: float = Field(512.0, gt=0)

@@ -218,12 +218,12 @@ def open_cache(
 
 def open_store(url: str, *, max_bytes: int, ttl_s: float | None) -> Store:
     """The store for `url`: "sqlite", "sqlite:///abs/path.sqlite3", "redis://host:port/db"
-    (also rediss:// and unix://), or "none". `max_bytes` caps SQLite only (Redis has its own
-    maxmemory); `ttl_s` (None or 0: no limit) applies to both. A URL it does not understand
-    is a ValueError saying what it takes."""
+    (also rediss:// and unix://), or "none" (also "off"). `max_bytes` caps SQLite only
+    (Redis has its own maxmemory); `ttl_s` (None or 0: no limit) applies to both. A URL it
+    does not understand is a ValueError saying what it takes."""
     scheme = url.split(":", 1)[0].lower() if url else "none"
     store: Store
-    if url in ("none", ""):
+    if url.lower() in ("none", "off", ""):
         store = NoStore()
     elif url == "sqlite":
         store = SqliteStore(default_sqlite_path(), max_bytes, ttl_s)

@@ -20,22 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from sensevoice_server.engine.alignment import AlignedWord, align, words
-from sensevoice_server.engine.backends import Backend, Item
+from sensevoice_server.engine.backends import Backend
 from sensevoice_server.engine.batcher import Batcher
-from sensevoice_server.engine.features import features
+from sensevoice_server.engine.decoder import Decoder
 from sensevoice_server.engine.fingerprint import fingerprint, identify
 from sensevoice_server.engine.jobs import (
-    DecodedSegment,
     EngineResult,
     Job,
     Priority,
     Progress,
     SegmentSink,
-    WorkItem,
 )
 from sensevoice_server.engine.loading import choose_backend, load_backend
-from sensevoice_server.engine.tokens import greedy
 from sensevoice_server.engine.vad import VadStage, cut
 from sensevoice_server.errors import Busy, NotReady
 from sensevoice_server.options import DecodeOptions
@@ -67,14 +63,12 @@ class Engine:
             threading.Thread(target=self._run_model, name="sensevoice-engine", daemon=True),
         ]
         self.backend: Backend | None = None
+        self.decoder: Decoder | None = None  # the model thread's, once the backend loaded
         self._vad: VadStage | None = None
         self._speakers: Any = None  # a SpeakerLabeler when speaker labels are on
         self.fingerprint = ""
         self.load_count = 0
         self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
-        self.batches = 0  # model calls so far, and the segments they held
-        self.batched_segments = 0
-        self.largest_batch = 0
         self.failure: Exception | None = None
 
     # --- life cycle ---------------------------------------------------------------------
@@ -98,6 +92,11 @@ class Engine:
             if not event.wait(left):
                 return False
         return not self.failure
+
+    @property
+    def largest_batch(self) -> int:
+        """The most segments one model call has held so far."""
+        return self.decoder.largest_batch if self.decoder else 0
 
     @property
     def queue_depth(self) -> int:
@@ -217,8 +216,9 @@ class Engine:
     def _run_model(self) -> None:
         if not self._load("model", self._load_model):
             return
+        assert self.decoder is not None
         while (batch := self._batcher.next_batch()) is not None:
-            self._decode(batch)
+            self.decoder.decode(batch)
 
     def _load_model(self) -> None:
         started = time.perf_counter()
@@ -231,7 +231,8 @@ class Engine:
         if not self.backend.batch_independent:
             self._batcher.max_items = 1  # its results would depend on the batch
         self.load_count += 1
-        self._decode_now(WARM_UP)  # the first call pays one-time costs, not a user
+        self.decoder = Decoder(self.backend)
+        self.decoder.decode_now(WARM_UP)  # the first call pays one-time costs, not a user
         self._loaded["vad"].wait()
         self.fingerprint = fingerprint(self._identity())
         log.info("model ready in %.1f s (%s %s on %s), fingerprint %s",
@@ -251,50 +252,6 @@ class Engine:
         self._loaded[name].set()
         return True
 
-    def _decode(self, batch: list[WorkItem]) -> None:
-        started = time.perf_counter()
-        self.batches += 1
-        self.batched_segments += len(batch)
-        self.largest_batch = max(self.largest_batch, len(batch))
-        try:
-            segments = self._segments(batch)
-        except Exception as error:
-            log.exception("decoding a batch of %d failed", len(batch))
-            for item in batch:
-                item.job.fail(error)
-            return
-        elapsed = time.perf_counter() - started
-        total = sum(item.seconds for item in batch) or 1.0
-        for item, segment in zip(batch, segments, strict=True):
-            item.job.record(item.index, segment, elapsed * item.seconds / total, started)
-
-    def _segments(self, batch: list[WorkItem]) -> list[DecodedSegment]:
-        assert self.backend is not None
-        backend = self.backend
-        items = [
-            Item(features(item.samples, backend.cmvn), item.job.options.language,
-                 item.job.options.use_itn)
-            for item in batch
-        ]  # fmt: skip
-        decoded = []
-        for item, logits in zip(batch, backend.logits(items), strict=True):
-            text, tokens = greedy(logits, backend.vocabulary)
-            aligned: tuple[AlignedWord, ...] = ()
-            if item.job.options.word_timestamps:
-                aligned = tuple(
-                    shifted(w, item.start_ms) for w in words(align(logits, tuple(tokens)))
-                )
-            segment = DecodedSegment(
-                item.start_ms, item.end_ms, text, tuple(tokens), aligned, item.speaker
-            )
-            decoded.append(segment)
-        return decoded
-
-    def _decode_now(self, audio: np.ndarray) -> DecodedSegment:
-        """Decode in this thread (the model's), outside the queue: warm-up only."""
-        job = Job(audio, DecodeOptions(), Priority.UPLOAD, use_vad=False)
-        return self._segments(job.whole())[0]
-
     def _identity(self) -> dict[str, object]:
         """What identifies the weights and every setting that changes the output."""
         assert self.backend is not None and self._vad is not None
@@ -308,9 +265,3 @@ class Engine:
             "speakers": identify(str(self._speakers.model_dir)) if self._speakers else None,
             **self.backend.identity(),
         }
-
-
-def shifted(word: AlignedWord, offset_ms: int) -> AlignedWord:
-    return AlignedWord(
-        word.text, word.start_ms + offset_ms, word.end_ms + offset_ms, word.probability
-    )

@@ -9,6 +9,7 @@ construction on everything after them: text, token frames and log-probabilities.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class Token:
     piece: str
     first_frame: int
     last_frame: int  # inclusive
-    logprob: float  # the log-posterior of the token at its best frame
+    logprob: float  # the log-posterior of the token at its best frame (NaN: not asked)
 
     @property
     def is_tag(self) -> bool:
@@ -89,16 +90,28 @@ class Vocabulary:
         return "".join(f"{piece} {index}\n" for index, piece in enumerate(self.pieces))
 
 
+def log_sum_exp(logits: np.ndarray) -> np.ndarray:
+    """Each row's log-normaliser: a token's log-posterior is its logit minus this. (Only
+    the rows and ids that greedy keeps are wanted, not a whole log-softmax of 25k columns.)"""
+    peak = logits.max(axis=-1)
+    totals: np.ndarray = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=-1))
+    return totals
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return log_probs
 
 
-def greedy(logits: np.ndarray, vocabulary: Vocabulary) -> tuple[str, list[Token]]:
+def greedy(
+    logits: np.ndarray, vocabulary: Vocabulary, *, logprobs: bool = True
+) -> tuple[str, list[Token]]:
     """The tagged text and its tokens, as funasr's greedy CTC decode gives them.
 
-    `logits` is one segment's (frames, vocabulary) array, query frames included.
+    `logits` is one segment's (frames, vocabulary) array, query frames included. Token
+    log-posteriors (`logprobs`) cost an exp over every kept frame's 25k logits, as much as
+    the rest of decoding: without them each token's `logprob` is NaN.
     """
     best = logits.argmax(axis=-1)
     if best.size == 0:
@@ -109,10 +122,14 @@ def greedy(logits: np.ndarray, vocabulary: Vocabulary) -> tuple[str, list[Token]
     kept = [k for k in kept if k[0] != BLANK]
     if not kept:
         return "", []
+    if not logprobs:
+        tokens = [Token(i, vocabulary.pieces[i], s, e, math.nan) for i, s, e in kept]
+        return vocabulary.text([t.id for t in tokens]), tokens
     rows = sorted({frame for _, s, e in kept for frame in range(s, e + 1)})
-    scores = dict(zip(rows, log_softmax(logits[rows].astype(np.float64)), strict=True))
+    normaliser = dict(zip(rows, log_sum_exp(logits[rows]).tolist(), strict=True))
     tokens = [
-        Token(i, vocabulary.pieces[i], s, e, float(max(scores[f][i] for f in range(s, e + 1))))
+        Token(i, vocabulary.pieces[i], s, e,
+              max(float(logits[f, i]) - normaliser[f] for f in range(s, e + 1)))
         for i, s, e in kept
-    ]
+    ]  # fmt: skip
     return vocabulary.text([t.id for t in tokens]), tokens
