@@ -127,7 +127,7 @@ render() {
     max_body=$(sed -n 1p <<<"$facts")
     drain=$(sed -n 2p <<<"$facts")
     message=$(sed -n 3p <<<"$facts")
-    # drain, then uvicorn's 30 s graceful close, then a margin before Supervisor's SIGKILL
+    # drain, then uvicorn's 5 s graceful close (main.py), then a margin before the SIGKILL
     stopwaitsecs=$((drain + 60))
 
     local common=(DIR="$DIR" REPO="$REPO" VENV="$venv" STARTSECS="$startsecs"

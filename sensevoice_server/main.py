@@ -20,6 +20,7 @@ from sensevoice_server.settings import Settings, load_settings, unknown_variable
 
 log = logging.getLogger("sensevoice_server")
 PROG = "sensevoice-server"
+GRACEFUL_CLOSE_S = 5  # uvicorn's own close, after our drain (see run())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +64,10 @@ def serve(settings: Settings) -> int:
         app,
         log_config=None,
         access_log=False,  # the app logs each request once, with what it knows (middleware)
-        timeout_graceful_shutdown=30,
+        # after the drain no transcription is left: what stays open is Gradio's event
+        # streams and idle sockets, which never end by themselves (an open browser tab
+        # held every restart for the whole timeout); a few seconds flush last answers
+        timeout_graceful_shutdown=GRACEFUL_CLOSE_S,
         # WebSocket pings tolerate a busy server: a slow pong is not a dead client
         ws_ping_interval=20,
         ws_ping_timeout=60,

@@ -67,7 +67,7 @@ def export(model_dir: str | Path, out_dir: str | Path, *, int8: bool = True) -> 
     vocabulary = Vocabulary.from_model_dir(source)
     cmvn = Cmvn.from_am_mvn(automodel.kwargs["frontend_conf"]["cmvn_file"])
     module = SenseVoiceLogits(automodel.model).eval()
-    log.info("ONNX export: tracing the encoder (a few minutes for the full model, once)")
+    log.info("ONNX export: tracing the encoder (about a minute for the full model, once)")
     rows = torch.tensor([80, 100], dtype=torch.int32)  # two lengths: masks traced as dynamic
     example = (torch.randn(2, 100, FEATURE_DIM), rows, torch.tensor([0, 3], dtype=torch.int32),
                torch.tensor([14, 15], dtype=torch.int32))  # fmt: skip

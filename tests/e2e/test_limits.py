@@ -82,7 +82,7 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(
         body = part_header(field)
         sock.sendall(f"{len(body):x}\r\n".encode() + body + b"\r\n")
         try:
-            while sent < 20 * 10**6:  # ten times the limit, if nothing stopped us
+            while sent < 40 * 10**6:  # twenty times the limit, if nothing stopped us
                 sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 sent += len(chunk)
         except (BrokenPipeError, ConnectionResetError):
@@ -90,8 +90,9 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(
         status, answer = read_status(sock, timeout=5)
     assert status == 413, answer
     limit = 4 * 10**6 if route == "/api/batch" else 2 * 10**6  # the app_server fixture's
-    # what was written includes what sat in the loopback socket buffers (a few MB)
-    assert sent < limit + 4 * 10**6, f"{sent / 1e6:.1f} MB were sent before the refusal"
+    # what was written includes what sat in the loopback socket buffers: 2-6 MB measured
+    # (they grow with what the server read before it stopped reading)
+    assert sent < limit + 8 * 10**6, f"{sent / 1e6:.1f} MB were sent before the refusal"
     assert httpx.get(f"{app_server.url}/health", timeout=5).status_code == 200
 
 

@@ -54,9 +54,12 @@ def test_every_readme_command_runs(
         if any(command.startswith(prefix) for prefix in NOT_RUN):
             continue
         args = shlex.split(command.replace(URL, app_server.url))
-        if "sensevoice_server.testing.checkpoint" not in args:  # that one writes its own
-            args = [str(tiny_model) if a == "/tmp/sensevoice-tiny" else a for a in args]
-        args = [str(tmp_path / Path(a).name) if a.startswith("/tmp/") else a for a in args]
+        builds_its_own = "sensevoice_server.testing.checkpoint" in args
+        args = [
+            str(tiny_model) if a == "/tmp/sensevoice-tiny" and not builds_its_own
+            else str(tmp_path / Path(a).name) if a.startswith("/tmp/") else a
+            for a in args
+        ]  # fmt: skip
         if args[0] == "curl":
             done = run([*args, "--fail-with-body", "-sS"])
         elif args[:2] == ["bash", "scripts/run-app.sh"]:

@@ -90,19 +90,6 @@ def test_stats_and_clear(app_server: AppProcess, tmp_path: Path) -> None:
     assert not transcribe(app_server, path)["from_cache"]
 
 
-def test_a_new_model_fingerprint_never_serves_old_text(
-    model_env: dict[str, str], tmp_path: Path
-) -> None:
-    shared = {**model_env, "SENSEVOICE_CACHE_URL": f"sqlite:///{tmp_path}/shared.sqlite3"}
-    path = clip(tmp_path)
-    with run_app(shared, tmp_path) as first:
-        assert not transcribe(first, path)["from_cache"]
-    with run_app(shared, tmp_path) as same_settings:  # another process, same file: a hit
-        assert transcribe(same_settings, path)["from_cache"]
-    with run_app({**shared, "SENSEVOICE_MERGE_LENGTH_S": "10"}, tmp_path) as changed:
-        assert not transcribe(changed, path)["from_cache"]
-
-
 @pytest.fixture(scope="module")
 def redis_apps(
     model_env: dict[str, str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -161,3 +163,18 @@ async def test_other_methods_on_api_paths_are_405(app: InProcessApp) -> None:
     answer = await app.client.request("TRACE", "/v1/models")
     assert answer.status_code == 405 and "GET" in answer.headers["Allow"]
     assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_new_model_fingerprint_never_serves_old_text(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Apps sharing one cache file: the same settings hit, a changed VAD setting does not."""
+    shared = settings.model_copy(update={"cache_url": f"sqlite:///{tmp_path}/shared.sqlite3"})
+    clip = wav_bytes(np.tile(load("en.wav"), 2))
+    answers = []
+    for changed in ({}, {}, {"merge_length_s": 10}):
+        async with running_app(shared.model_copy(update=changed)) as running:
+            answer = await post_file(running.client, clip)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["from_cache"])
+    assert answers == [False, True, False]
