@@ -5,7 +5,7 @@ Run: .venv/bin/python -m bench.bench_cache
 For a 10 s clip on the full-size checkpoint (CPU): fresh latency, cached latency (p50, p95),
 cached requests per second at concurrency 1 and 8, then requests per second when 0%, 50%,
 80% and 100% of the requests repeat audio already cached. Prints Markdown tables and saves
-bench/out/cache.png.
+docs/cache.png.
 """
 
 from __future__ import annotations
@@ -28,13 +28,19 @@ from sensevoice_server.testing.audio_files import write_samples
 from sensevoice_server.testing.servers import RedisServer, free_port, is_ready
 
 
+def onnx_export() -> list[str]:
+    """The export bench_backends made, if any (else the app makes its own at first start)."""
+    export = OUT / "full-onnx"
+    return ["--onnx-dir", str(export)] if (export / "model.int8.onnx").exists() else []
+
+
 @contextmanager
 def app(model: str, cache_url: str) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app_sensevoice.py"), "--model", model, "--vad-model",
          "silero-vad", "--device", "cpu", "--ncpu", "2", "--port", str(port), "--log-level",
-         "warning", "--cache-url", cache_url, "--queue-size", "64"],
+         "warning", "--cache-url", cache_url, "--queue-size", "64", *onnx_export()],
         cwd=ROOT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -116,7 +122,7 @@ def plot(results: dict[str, dict[str, object]]) -> Path:
     axis.set_title("Throughput vs. repeated audio (CPU, full-size model)")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
-    path = OUT / "cache.png"
+    path = ROOT / "docs" / "cache.png"
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     return path

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import OUT, clip, full_model, percentile, print_table
+from bench.common import OUT, ROOT, clip, full_model, percentile, print_table
 from sensevoice_server.logs import configure_logging
 
 configure_logging("warning")
@@ -279,7 +279,7 @@ def main() -> None:
     streams = max(kept, default=0)
     print(f"\nlive capacity: {streams} streams kept up (final p95 <= {KEEP_UP_P95_S} s) x "
           f"utterance RTF {rtf:.3f} = {streams * rtf:.2f}")  # fmt: skip
-    path = OUT / "streaming_latency.png"
+    path = ROOT / "docs" / "streaming_latency.png"
     plot(results, path)
     print(f"\nplot: {path}")
 

@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     """With room left in a batch, how long it waits for more segments (when it can hold
     more than one)."""
     speakers: bool = False
-    """Label each segment with its speaker (CAM++ embeddings, clustered); roughly adds a
-    third to the CPU time of a request. Needed for diarized_json."""
+    """Label each segment with its speaker (CAM++ embeddings, clustered): about 1.7 CPU
+    seconds per minute of audio (bench/bench_extras.py). Needed for diarized_json."""
     speaker_model: str = "cam++"
     """The speaker-embedding model: cam++ (hub, downloaded at first start) or a local
     CAM++ directory."""

@@ -119,6 +119,11 @@ class Engine:
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish what is queued (within `timeout`), end both threads."""
         self._accepting = False
+        if not self._pending:
+            # Nothing is awaited, but a cancelled job may still hold a thread in a call that
+            # cannot be interrupted (funasr's VAD over an hour of audio): both threads are
+            # daemons, so the process need not wait for work nobody wants.
+            timeout = min(timeout, 1.0) if timeout is not None else 1.0
         vad, model = self._threads
         if vad.is_alive():
             self._vad_jobs.put(None)

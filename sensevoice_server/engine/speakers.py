@@ -14,11 +14,9 @@ A change of speaker inside one segment is not found.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from sensevoice_server.errors import ModelLoadError
+from sensevoice_server.engine.auxiliary import load_auxiliary
 
 SAMPLE_RATE = 16_000
 WINDOW = int(1.5 * SAMPLE_RATE)  # sv_chunk's window
@@ -32,18 +30,7 @@ class SpeakerLabeler:
     """One CAM++ model, used by one thread (the engine's VAD thread)."""
 
     def __init__(self, model: str, device: str) -> None:
-        from funasr import AutoModel
-
-        try:
-            self._model: Any = AutoModel(
-                model=model, device=device, ncpu=1, disable_update=True, disable_pbar=True,
-                disable_log=True,
-            )  # fmt: skip
-        except Exception as error:
-            raise ModelLoadError(
-                f"--speaker-model {model}: funasr could not load it: {error}"
-            ) from error
-        self.model_dir = self._model.kwargs.get("model_path") or model
+        self._model, self.model_dir = load_auxiliary("--speaker-model", model, device)
 
     def label(
         self,

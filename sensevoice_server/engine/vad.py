@@ -10,11 +10,10 @@ segments of many uploads together and time each one.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
-from sensevoice_server.errors import ModelLoadError
+from sensevoice_server.engine.auxiliary import load_auxiliary
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_MS = 16
@@ -26,18 +25,9 @@ class VadStage:
     def __init__(
         self, vad_model: str, *, max_single_segment_ms: int, merge_length_s: int, device: str
     ) -> None:
-        from funasr import AutoModel
-
-        try:
-            self._model: Any = AutoModel(
-                model=vad_model, max_single_segment_time=max_single_segment_ms,
-                device=device, ncpu=1, disable_update=True, disable_pbar=True, disable_log=True,
-            )  # fmt: skip
-        except Exception as error:
-            raise ModelLoadError(
-                f"--vad-model {vad_model}: funasr could not load it: {error}"
-            ) from error
-        self.model_dir = self._model.kwargs.get("model_path") or vad_model
+        self._model, self.model_dir = load_auxiliary(
+            "--vad-model", vad_model, device, max_single_segment_time=max_single_segment_ms
+        )
         self.merge_ms = merge_length_s * 1000
 
     def segments(self, samples: np.ndarray) -> list[tuple[float, float]]:

@@ -56,12 +56,45 @@ class AppProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def ready_or_exited(self) -> bool:
+        return is_ready(self.url) or self.process.poll() is not None
+
 
 @contextmanager
 def run_app(
     env: dict[str, str], log_dir: Path, *args: str, ready_timeout: float = 120
 ) -> Iterator[AppProcess]:
     """Run `python app_sensevoice.py` with SENSEVOICE_* settings, yield once it is ready."""
+    with run_apps([env], log_dir, *args, ready_timeout=ready_timeout) as (app,):
+        yield app
+
+
+@contextmanager
+def run_apps(
+    envs: list[dict[str, str]], log_dir: Path, *args: str, ready_timeout: float = 120
+) -> Iterator[list[AppProcess]]:
+    """Several apps started together (one's imports overlap another's waits), yielded once
+    every one is ready; each is stopped with SIGTERM afterwards, as Supervisor stops it."""
+    apps = [start_app(env, log_dir, *args) for env in envs]
+    try:
+        for app in apps:
+            if not wait_until(app.ready_or_exited, ready_timeout):
+                raise RuntimeError(f"app did not become ready:\n{app.log()}")
+            if app.process.poll() is not None:
+                raise RuntimeError(f"app exited with {app.process.returncode}:\n{app.log()}")
+        yield apps
+    finally:
+        for app in apps:
+            if app.process.poll() is None:
+                app.process.send_signal(signal.SIGTERM)
+        for app in apps:
+            try:
+                app.process.wait(30)
+            except subprocess.TimeoutExpired:
+                app.process.kill()
+
+
+def start_app(env: dict[str, str], log_dir: Path, *args: str) -> AppProcess:
     port = free_port()
     log_path = log_dir / f"app-{port}.log"
     full_env = {**os.environ, **env, "SENSEVOICE_PORT": str(port)}
@@ -73,20 +106,7 @@ def run_app(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    app = AppProcess(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        if not wait_until(lambda: is_ready(app.url) or process.poll() is not None, ready_timeout):
-            raise RuntimeError(f"app did not become ready:\n{app.log()}")
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited with {process.returncode}:\n{app.log()}")
-        yield app
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    return AppProcess(f"http://127.0.0.1:{port}", process, log_path)
 
 
 class RedisServer:

@@ -22,7 +22,7 @@ from sensevoice_server.errors import StreamError
 from sensevoice_server.live import Final, LiveSession, LiveSessions, Partial, drain
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
-from sensevoice_server.ui.downloads import FORMATS, write_downloads
+from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.transcribe import itn_checkbox, language_dropdown
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,7 @@ class LiveTab:
             heard = captions.session.transcript()
             await self.close(captions)
         captions.partial = ""
-        if heard is None or heard.no_speech:
-            buttons = [gr.DownloadButton(visible=False) for _ in FORMATS]
-        else:
-            paths = write_downloads(heard, "live-transcript")
-            buttons = [gr.DownloadButton(value=str(paths[f]), visible=True) for f in FORMATS]
+        buttons = button_updates(heard, "live-transcript")
         return captions.render(), captions, *buttons
 
     def on_clear(self, captions: Captions | None) -> tuple[str, Captions]:
@@ -192,11 +188,7 @@ def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
                 elem_id="live-captions", buttons=["copy"],
             )  # fmt: skip
             with gr.Row():
-                downloads = [
-                    gr.DownloadButton(f"Download {label}", visible=False, size="sm",
-                                      elem_id=f"live-download-{fmt}")
-                    for fmt, label in FORMATS.items()
-                ]  # fmt: skip
+                downloads = download_buttons("live-download")
     captions = gr.State(None, delete_callback=tab.discard)
     microphone.stream(
         tab.on_chunk,

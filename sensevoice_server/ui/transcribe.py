@@ -14,7 +14,7 @@ from sensevoice_server.audio import check_size
 from sensevoice_server.errors import ServiceError
 from sensevoice_server.options import LANGUAGE_NAMES, LANGUAGES, DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
-from sensevoice_server.ui.downloads import FORMATS, write_downloads
+from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.legend import legend_markdown
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
@@ -71,11 +71,7 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
             rich = gr.Textbox(label="Transcript", lines=8, buttons=["copy"], elem_id="transcript")
             timings = gr.Markdown(elem_id="timings")
             with gr.Row():
-                downloads = [
-                    gr.DownloadButton(f"Download {label}", visible=False, size="sm",
-                                      elem_id=f"download-{fmt}")
-                    for fmt, label in FORMATS.items()
-                ]  # fmt: skip
+                downloads = download_buttons("download")
     columns = [*SEGMENT_COLUMNS, "speaker"] if speakers else SEGMENT_COLUMNS
     table = gr.Dataframe(headers=columns, label="Segments", wrap=True, elem_id="segments")
     with gr.Accordion("What the emoji mean", open=False, elem_id="legend"):
@@ -114,11 +110,8 @@ def segment_table(result: TranscriptionResult, speakers: bool = False) -> dict[s
 
 
 def offer_downloads(result: TranscriptionResult | None, audio_path: str | None) -> list[Any]:
-    if result is None or result.transcript.no_speech:
-        return [gr.DownloadButton(visible=False) for _ in FORMATS]
     stem = Path(audio_path).stem if audio_path else "transcript"
-    paths = write_downloads(result.transcript, stem)
-    return [gr.DownloadButton(value=str(paths[fmt]), visible=True) for fmt in FORMATS]
+    return button_updates(result.transcript if result else None, stem)
 
 
 def describe(result: TranscriptionResult | None) -> str:

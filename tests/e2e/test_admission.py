@@ -30,7 +30,7 @@ with httpx.Client(base_url=sys.argv[1], timeout=5) as client:
         print((time.perf_counter() - started) * 1000, flush=True)
         time.sleep(0.02)
 """
-GIVE_UP_S = 15.0  # the clients' patience: then they disconnect
+GIVE_UP_S = 8.0  # the clients' patience: then they disconnect
 
 
 def rss_kb(pid: int, field: str) -> int:

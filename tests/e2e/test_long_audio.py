@@ -128,6 +128,8 @@ def test_cli_batch_over_a_folder_with_a_corrupt_file(
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.srt"))
     assert written == ["en.srt", "nested/en.srt", "nested/ja.srt", "nested/zh.srt", "talk.srt"]
     assert assert_cues_within_limits((out / "talk.srt").read_text()) > 224 / LIMIT_S
+    if where == "in-process":
+        return  # resuming is the same code either way (cli/batch.py): run it once, below
     again = cli(str(folder), "--out", str(out), "--format", "srt", *target)
     assert again.returncode == 1  # the corrupt file still fails...
     assert re.search(r"│\s+6 │\s+0 │\s+5 │\s+1 │", again.stderr), again.stderr  # ...the rest skip

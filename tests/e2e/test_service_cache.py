@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sensevoice_server.testing.audio_files import unique_speech
-from sensevoice_server.testing.servers import AppProcess, RedisServer, run_app
+from sensevoice_server.testing.servers import AppProcess, RedisServer, run_apps
 from tests.e2e.test_http_clients import post_file, scrape
 
 TRANSCRIPT_FIELDS = ("text", "plain_text", "language", "duration", "segments", "model")
@@ -96,7 +96,7 @@ def redis_apps(
 ) -> Iterator[tuple[AppProcess, AppProcess]]:
     env = {**model_env, "SENSEVOICE_CACHE_URL": redis_server.url}
     logs = tmp_path_factory.mktemp("redis-apps")
-    with run_app(env, logs) as first, run_app(env, logs) as second:
+    with run_apps([env, env], logs) as (first, second):
         yield first, second
 
 

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from sensevoice_server.app import create_app
+from sensevoice_server.engine import Engine
 from sensevoice_server.settings import Settings
 
 
@@ -58,3 +59,11 @@ async def wait_ready(app: FastAPI, timeout: float = 120) -> None:
 def changed(settings: Settings, **changes: object) -> Settings:
     """`settings` with some fields changed, validated as at start-up (model_copy would not)."""
     return Settings(**{**settings.model_dump(), **changes})
+
+
+def started_engine(settings: Settings, **changes: object) -> Engine:
+    """An engine for `settings` with some fields changed, its models loaded."""
+    engine = Engine(changed(settings, **changes))
+    engine.start()
+    assert engine.wait_ready(120), engine.failure
+    return engine

@@ -17,19 +17,12 @@ from sensevoice_server.errors import ModelLoadError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.reference import reference_text
-from tests.support.inprocess import changed
+from tests.support.inprocess import changed, started_engine
 from tests.support.samples import load
 
 # every sample once, each with other options
 CASES = [("en.wav", "auto", True), ("zh.wav", "zh", False), ("yue.wav", "auto", False),
          ("ja.wav", "ja", True), ("ko.wav", "en", True)]  # fmt: skip
-
-
-def start(settings: Settings, **changes: object) -> Engine:
-    engine = Engine(changed(settings, **changes))
-    engine.start()
-    assert engine.wait_ready(120), engine.failure
-    return engine
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def engines(settings: Settings, tiny_onnx: Path) -> Iterator[dict[str, Engine]]:
     built = {}
     for name in ("torch", "onnx-fp32", "onnx-int8"):
         backend, _, precision = name.partition("-")
-        built[name] = start(
+        built[name] = started_engine(
             settings, backend=backend, precision=precision or "fp32", onnx_dir=str(tiny_onnx),
             batch_max_items=8, batch_wait_ms=50,
         )  # fmt: skip

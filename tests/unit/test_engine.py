@@ -16,20 +16,13 @@ from sensevoice_server.errors import Busy
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.reference import reference_text
-from tests.support.inprocess import changed
+from tests.support.inprocess import started_engine
 from tests.support.samples import SPEECH_SAMPLES, load
-
-
-def started(settings: Settings, **changes: object) -> Engine:
-    engine = Engine(changed(settings, **changes))
-    engine.start()
-    assert engine.wait_ready(120), engine.failure
-    return engine
 
 
 @pytest.fixture(scope="module")
 def engine(settings: Settings) -> Iterator[Engine]:
-    engine = started(settings)
+    engine = started_engine(settings)
     yield engine
     engine.close(timeout=30)
 
@@ -122,7 +115,7 @@ def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
 
 
 def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
-    small = started(settings, queue_size=2, live_max_sessions=0)
+    small = started_engine(settings, queue_size=2, live_max_sessions=0)
     long_audio = np.tile(load("en.wav"), 3)  # not done by the time the third one comes
     try:
         running = [small.submit(long_audio, DecodeOptions()) for _ in range(2)]
@@ -176,7 +169,7 @@ def test_a_cancelled_job_stops_and_frees_its_place(engine: Engine) -> None:
 
 def test_results_do_not_depend_on_the_batch(settings: Settings) -> None:
     """Mixed lengths, languages and ITN in one batch give what each gives alone."""
-    batching = started(settings, batch_max_items=8, batch_size_s=600, batch_wait_ms=200)
+    batching = started_engine(settings, batch_max_items=8, batch_size_s=600, batch_wait_ms=200)
     try:
         clips = [(load(name), DecodeOptions(language, itn)) for name, language, itn in (
             ("en.wav", "auto", True), ("zh.wav", "zh", False), ("ja.wav", "ja", True),
