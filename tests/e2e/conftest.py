@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sensevoice_server.testing.servers import AppProcess, run_app
+from tests.support.keys import KEYS
 
 
 @pytest.fixture(scope="session")
@@ -24,4 +25,15 @@ def app_server(
            "SENSEVOICE_MAX_DURATION_S": "20",
            "SENSEVOICE_CACHE_URL": f"sqlite:///{logs}/cache.sqlite3"}  # fmt: skip
     with run_app(env, logs) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def keyed_app(model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[AppProcess]:  # fmt: skip
+    """An app with API keys (tests/support/keys.py) and room for one job at a time, which
+    the access tests, the HTTP clients' and gradio_client's full-queue tests share."""
+    env = {**model_env, "SENSEVOICE_API_KEYS": ",".join(KEYS), "SENSEVOICE_QUEUE_SIZE": "1",
+           "SENSEVOICE_MAX_DURATION_S": "7200"}  # fmt: skip
+    with run_app(env, tmp_path_factory.mktemp("keyed")) as app:
         yield app

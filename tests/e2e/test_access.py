@@ -3,24 +3,13 @@ the web UI. Real app, real clients: httpx, gradio_client with a Bearer header, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from sensevoice_server.testing.servers import AppProcess, run_app
+from sensevoice_server.testing.servers import AppProcess
+from tests.support.keys import BEARER, KEY
 from tests.support.samples import EN
-
-KEY = "access-test-key"
-BEARER = {"Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture(scope="module")
-def keyed_app(model_env: dict[str, str], tmp_path_factory) -> Iterator[AppProcess]:
-    env = {**model_env, "SENSEVOICE_API_KEYS": KEY}
-    with run_app(env, tmp_path_factory.mktemp("keyed")) as app:
-        yield app
 
 
 def gradio_call(url: str, headers: dict[str, str]) -> httpx.Response:

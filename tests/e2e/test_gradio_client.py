@@ -15,8 +15,9 @@ from gradio_client.exceptions import AppError
 from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.testing.audio_files import write_samples, write_wav
 from sensevoice_server.testing.reference import reference_text, without_spaces
-from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
+from sensevoice_server.testing.servers import AppProcess, wait_until
 from sensevoice_server.transcript import TAG
+from tests.support.keys import BEARER
 from tests.support.samples import SAMPLES, SPEECH_SAMPLES
 
 
@@ -99,19 +100,17 @@ def test_upload_over_the_byte_limit_is_refused(client: Client, tmp_path: Path) -
     )[0]
 
 
-def test_a_full_queue_gives_the_busy_error(model_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**model_env, "SENSEVOICE_QUEUE_SIZE": "1", "SENSEVOICE_MAX_DURATION_S": "7200"}
+def test_a_full_queue_gives_the_busy_error(keyed_app: AppProcess, tmp_path: Path) -> None:
+    """The keyed app holds one job at a time (with the key in the client's headers)."""
+    app = keyed_app
     samples = decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(10**8, 3600))
     long_clip = write_samples(tmp_path / "long.wav", np.tile(samples, 36))  # 3 min
-    with run_app(env, tmp_path) as app:
-        client = Client(app.url, verbose=False)
-        first = client.submit(handle_file(str(long_clip)), "auto", True, api_name="/transcribe")
-        assert wait_until(lambda: httpx.get(f"{app.url}/health").json()["queue_depth"] >= 1, 30)
-        with pytest.raises(AppError, match="busy"):
-            client.predict(
-                handle_file(str(SAMPLES / "en.wav")), "auto", True, api_name="/transcribe"
-            )
-        assert first.result(timeout=300)[0]  # the queued job was not lost
-        assert client.predict(
-            handle_file(str(SAMPLES / "en.wav")), "auto", True, api_name="/transcribe"
-        )[0]
+    client = Client(app.url, headers=BEARER, verbose=False)
+    first = client.submit(handle_file(str(long_clip)), "auto", True, api_name="/transcribe")
+    assert wait_until(lambda: httpx.get(f"{app.url}/health").json()["queue_depth"] >= 1, 30)
+    with pytest.raises(AppError, match="busy"):
+        client.predict(handle_file(str(SAMPLES / "en.wav")), "auto", True, api_name="/transcribe")
+    assert first.result(timeout=300)[0]  # the queued job was not lost
+    assert client.predict(
+        handle_file(str(SAMPLES / "en.wav")), "auto", True, api_name="/transcribe"
+    )[0]

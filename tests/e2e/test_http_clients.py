@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.testing.audio_files import write_samples
 from sensevoice_server.testing.reference import reference_text
-from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
+from sensevoice_server.testing.servers import AppProcess, wait_until
 from sensevoice_server.transcript import TAG
+from tests.support.keys import KEYS
 from tests.support.samples import SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -60,17 +60,6 @@ def test_api_transcribe_equals_the_reference(
 
 # --- keys and a full queue -----------------------------------------------------------------
 
-KEYS = ("key-one", "key-two")
-
-
-@pytest.fixture(scope="module")
-def guarded_app(model_env: dict[str, str], tmp_path_factory) -> Iterator[AppProcess]:
-    """An app with API keys and room for one job at a time."""
-    env = {**model_env, "SENSEVOICE_API_KEYS": ",".join(KEYS), "SENSEVOICE_QUEUE_SIZE": "1",
-           "SENSEVOICE_MAX_DURATION_S": "7200"}  # fmt: skip
-    with run_app(env, tmp_path_factory.mktemp("guarded")) as app:
-        yield app
-
 
 @pytest.mark.parametrize(
     ("header", "status"),
@@ -82,26 +71,26 @@ def guarded_app(model_env: dict[str, str], tmp_path_factory) -> Iterator[AppProc
         ("Bearer key-two", 200),
     ],
 )
-def test_api_keys(guarded_app: AppProcess, header: str | None, status: int) -> None:
+def test_api_keys(keyed_app: AppProcess, header: str | None, status: int) -> None:
     headers = {"Authorization": header} if header else {}
     for route in ("/api/transcribe", "/v1/audio/transcriptions"):
         with EN.open("rb") as handle:
             answer = httpx.post(
-                f"{guarded_app.url}{route}", files={"file": ("en.wav", handle)},
+                f"{keyed_app.url}{route}", files={"file": ("en.wav", handle)},
                 data={"model": "sensevoice-small"}, headers=headers, timeout=60,
             )  # fmt: skip
         assert answer.status_code == status, (route, answer.text)
         if status == 401:
             assert answer.json()["error"]["type"] == "authentication_error"
-    assert httpx.get(f"{guarded_app.url}/v1/models", headers=headers).status_code == status
+    assert httpx.get(f"{keyed_app.url}/v1/models", headers=headers).status_code == status
 
 
-def test_health_ready_and_metrics_stay_open_with_keys(guarded_app: AppProcess) -> None:
+def test_health_ready_and_metrics_stay_open_with_keys(keyed_app: AppProcess) -> None:
     for route in ("/health", "/ready", "/metrics"):
-        assert httpx.get(f"{guarded_app.url}{route}").status_code == 200
+        assert httpx.get(f"{keyed_app.url}{route}").status_code == 200
 
 
-def test_a_full_queue_answers_429_with_retry_after(guarded_app: AppProcess, tmp_path: Path) -> None:
+def test_a_full_queue_answers_429_with_retry_after(keyed_app: AppProcess, tmp_path: Path) -> None:
     samples = decode(EN.read_bytes(), AudioLimits(10**8, 3600))
     long_clip = tmp_path / "long.wav"
     write_samples(long_clip, np.tile(samples, 120))
@@ -111,14 +100,14 @@ def test_a_full_queue_answers_429_with_retry_after(guarded_app: AppProcess, tmp_
     def long_request() -> None:
         with long_clip.open("rb") as handle:
             files = {"file": ("long.wav", handle)}
-            url = f"{guarded_app.url}/api/transcribe"
+            url = f"{keyed_app.url}/api/transcribe"
             results.append(httpx.post(url, files=files, headers=auth, timeout=600))
 
     worker = threading.Thread(target=long_request)
     worker.start()
-    assert wait_until(lambda: httpx.get(f"{guarded_app.url}/health").json()["queue_depth"] >= 1, 60)
+    assert wait_until(lambda: httpx.get(f"{keyed_app.url}/health").json()["queue_depth"] >= 1, 60)
     with EN.open("rb") as handle:
-        busy = httpx.post(f"{guarded_app.url}/api/transcribe", files={"file": ("en.wav", handle)},
+        busy = httpx.post(f"{keyed_app.url}/api/transcribe", files={"file": ("en.wav", handle)},
                           headers=auth, timeout=60)  # fmt: skip
     assert busy.status_code == 429
     assert int(busy.headers["Retry-After"]) >= 1
