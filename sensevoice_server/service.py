@@ -136,42 +136,6 @@ class Transcriber:
         self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
         return result
 
-    async def transcribe_many(
-        self,
-        uploads: list[bytes | ServiceError],
-        options: DecodeOptions,
-        on_done: Callable[[int, TranscriptionResult | ServiceError], None] | None = None,
-    ) -> list[TranscriptionResult | ServiceError]:
-        """Several uploads, each answered on its own (one bad file fails alone), in order.
-
-        Cached ones are answered first; at most two misses are in flight, one decoding
-        while the other runs, which keeps the model fed without filling the queue that
-        other users share. An upload that is already an error (too large, say) stays one.
-        """
-        cached = [
-            None if isinstance(data, ServiceError) else await self.lookup(data, options)
-            for data in uploads
-        ]
-        gate = asyncio.Semaphore(2)
-
-        async def one(index: int) -> TranscriptionResult | ServiceError:
-            data, result = uploads[index], cached[index]
-            try:
-                if isinstance(data, ServiceError):
-                    raise data
-                if result is None:
-                    async with gate:
-                        result = await self.transcribe(data, options, looked_up=True)
-            except ServiceError as error:
-                outcome: TranscriptionResult | ServiceError = error
-            else:
-                outcome = result
-            if on_done is not None:
-                on_done(index, outcome)
-            return outcome
-
-        return list(await asyncio.gather(*(one(i) for i in range(len(uploads)))))
-
     async def _decode(self, data: bytes, ticket: Ticket) -> np.ndarray:
         """Decode in a worker thread, in one of the decode places; stop it if cancelled."""
         cancelled = threading.Event()

@@ -16,6 +16,7 @@ from sensevoice_server.api.uploads import (
     read_upload,
     unless_client_leaves,
 )
+from sensevoice_server.batch import transcribe_many
 from sensevoice_server.errors import BadRequest, NotFound, ServiceError
 from sensevoice_server.options import DecodeOptions, Language
 
@@ -106,7 +107,7 @@ async def transcribe_all(
             uploads.append(await read_upload(file, transcriber.limits))
         except ServiceError as error:
             uploads.append(error)
-    outcomes = await transcriber.transcribe_many(uploads, options)
+    outcomes = await transcribe_many(transcriber, uploads, options)
     return [
         BatchItemOut(index=index, filename=file.filename, status=outcome.status,
                      error=error_body(outcome))

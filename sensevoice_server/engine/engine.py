@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from importlib.metadata import version
-from typing import Any
 
 import numpy as np
 
@@ -32,7 +31,7 @@ from sensevoice_server.engine.jobs import (
     SegmentSink,
 )
 from sensevoice_server.engine.loading import choose_backend, load_backend
-from sensevoice_server.engine.vad import VadStage, cut
+from sensevoice_server.engine.segmenter import Segmenter
 from sensevoice_server.errors import Busy, NotReady
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -64,8 +63,7 @@ class Engine:
         ]
         self.backend: Backend | None = None
         self.decoder: Decoder | None = None  # the model thread's, once the backend loaded
-        self._vad: VadStage | None = None
-        self._speakers: Any = None  # a SpeakerLabeler when speaker labels are on
+        self.segmenter: Segmenter | None = None  # the VAD thread's, once its models loaded
         self.fingerprint = ""
         self.load_count = 0
         self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
@@ -181,15 +179,12 @@ class Engine:
         torch.set_num_threads(1)  # per thread; the model's thread has its own
         if not self._load("vad", self._load_vad):
             return
+        assert self.segmenter is not None
         while (job := self._vad_jobs.get()) is not None:
             if job.cancelled:
                 continue
             try:
-                segments = self._vad_segments(job.audio)
-                speakers = None
-                if self._speakers is not None:
-                    speakers = self._speakers.label(job.audio, segments, job.options.num_speakers)
-                items = job.items(segments, cut, speakers)
+                items = self.segmenter.items(job)
             except Exception as error:  # the caller gets it; the thread lives on
                 job.fail(error)
                 continue
@@ -199,23 +194,7 @@ class Engine:
                 job.finish()
 
     def _load_vad(self) -> None:
-        settings = self._settings
-        self._vad = VadStage(
-            settings.vad_model,
-            max_single_segment_ms=settings.max_single_segment_ms,
-            merge_length_s=settings.merge_length_s,
-            device=self.device,
-        )
-        self._vad.segments(WARM_UP)
-        if settings.speakers:
-            from sensevoice_server.engine.speakers import SpeakerLabeler
-
-            self._speakers = SpeakerLabeler(settings.speaker_model, self.device)
-            self._speakers.label(WARM_UP, [(0.0, 1000.0)])
-
-    def _vad_segments(self, audio: np.ndarray) -> list[tuple[float, float]]:
-        assert self._vad is not None
-        return self._vad.segments(audio)
+        self.segmenter = Segmenter(self._settings, self.device, WARM_UP)
 
     # --- the model's thread -------------------------------------------------------------
     def _run_model(self) -> None:
@@ -259,14 +238,13 @@ class Engine:
 
     def _identity(self) -> dict[str, object]:
         """What identifies the weights and every setting that changes the output."""
-        assert self.backend is not None and self._vad is not None
+        assert self.backend is not None and self.segmenter is not None
         settings = self._settings
         return {
             "model": identify(str(getattr(self.backend, "model_dir", settings.model))),
-            "vad": identify(str(self._vad.model_dir)),
             "max_single_segment_ms": settings.max_single_segment_ms,
             "merge_length_s": settings.merge_length_s,
             "funasr": version("funasr"),
-            "speakers": identify(str(self._speakers.model_dir)) if self._speakers else None,
+            **self.segmenter.identity(),
             **self.backend.identity(),
         }

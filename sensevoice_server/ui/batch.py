@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from sensevoice_server.audio import check_size
+from sensevoice_server.batch import transcribe_many
 from sensevoice_server.errors import ServiceError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
@@ -41,7 +42,7 @@ def build_batch_tab(transcriber: Transcriber) -> None:
             progress((done[0], len(paths)), desc="Transcribing", unit="files")
 
         options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
-        outcomes = await transcriber.transcribe_many(uploads, options, on_done=one_done)
+        outcomes = await transcribe_many(transcriber, uploads, options, on_done=one_done)
         names = [Path(path).name for path in paths]
         pairs = list(zip(names, outcomes, strict=True))
         table = {"headers": RESULT_COLUMNS, "data": [row(name, o) for name, o in pairs]}

@@ -42,15 +42,20 @@ def rss_kb(pid: int, field: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def long_opus(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+def opus_encoder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """ffmpeg making the 55-minute Opus file (5 s of CPU), started before the app so that
+    the two overlap."""
     path = tmp_path_factory.mktemp("opus") / "55min.opus"
-    subprocess.run(
+    process = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=220:d=3300:sample_rate=16000",
          "-ac", "1", "-c:a", "libopus", "-b:a", "6k", "-compression_level", "0",
          "-frame_duration", "60", str(path)],
-        check=True, timeout=120,
     )  # fmt: skip
-    return path.read_bytes()
+    yield process, path
+    if process.poll() is None:
+        process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +64,16 @@ def default_app(model_env: dict[str, str], tmp_path_factory) -> Iterator[AppProc
         yield app
 
 
+@pytest.fixture(scope="module")
+def long_opus(opus_encoder: tuple[subprocess.Popen[bytes], Path], default_app: AppProcess
+              ) -> bytes:  # fmt: skip
+    process, path = opus_encoder
+    assert process.wait(120) == 0
+    return path.read_bytes()
+
+
 def test_a_flood_of_long_uploads_is_refused_before_any_work(
-    default_app: AppProcess, long_opus: bytes
+    long_opus: bytes, default_app: AppProcess
 ) -> None:
     pid = default_app.process.pid
     before_kb = rss_kb(pid, "VmRSS")

@@ -83,7 +83,7 @@ def test_progress_and_segments_arrive_in_time_order(engine: Engine) -> None:
 
 def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
     callers: dict[str, set[str]] = {"model": set(), "vad": set()}
-    backend, vad = engine.backend, engine._vad
+    backend, vad = engine.backend, engine.segmenter and engine.segmenter.vad
     assert backend is not None and vad is not None
     logits, segments = backend.logits, vad.segments
 

@@ -1,0 +1,48 @@
+"""What the VAD thread does with a job: where its speech is (the VAD stage), the segments
+cut out of it, and each segment's speaker when speaker labels are on.
+
+Only the engine's VAD thread calls it: the VAD and CAM++ models are funasr models, not
+thread-safe (DESIGN.md, invariant 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sensevoice_server.engine.jobs import Job, WorkItem
+from sensevoice_server.engine.vad import VadStage, cut
+from sensevoice_server.settings import Settings
+
+
+class Segmenter:
+    def __init__(self, settings: Settings, device: str, warm_up: np.ndarray) -> None:
+        self.vad = VadStage(
+            settings.vad_model,
+            max_single_segment_ms=settings.max_single_segment_ms,
+            merge_length_s=settings.merge_length_s,
+            device=device,
+        )
+        self.vad.segments(warm_up)  # the first call pays one-time costs, not a user
+        self.speakers: Any = None  # a SpeakerLabeler when speaker labels are on
+        if settings.speakers:
+            from sensevoice_server.engine.speakers import SpeakerLabeler
+
+            self.speakers = SpeakerLabeler(settings.speaker_model, device)
+            self.speakers.label(warm_up, [(0.0, 1000.0)])
+
+    def items(self, job: Job) -> list[WorkItem]:
+        """The job's segments as work for the model (none: no speech)."""
+        segments = self.vad.segments(job.audio)
+        labels = None
+        if self.speakers is not None:
+            labels = self.speakers.label(job.audio, segments, job.options.num_speakers)
+        return job.items(segments, cut, labels)
+
+    def identity(self) -> dict[str, str | None]:
+        from sensevoice_server.engine.fingerprint import identify
+
+        speakers = self.speakers
+        return {"vad": identify(str(self.vad.model_dir)),
+                "speakers": identify(str(speakers.model_dir)) if speakers else None}  # fmt: skip
