@@ -18,7 +18,7 @@ FileFormat = Literal["txt", "srt", "vtt", "json", "verbose_json"]
 SUFFIXES: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json",
                             "verbose_json": ".verbose.json"}  # fmt: skip
 # Whisper names languages in full in verbose_json.
-LANGUAGE_NAMES = {"zh": "chinese", "en": "english", "yue": "cantonese", "ja": "japanese",
+WHISPER_LANGUAGES = {"zh": "chinese", "en": "english", "yue": "cantonese", "ja": "japanese",
                   "ko": "korean", "nospeech": "nospeech"}  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def verbose_json(
     """
     out: dict[str, Any] = {
         "task": "transcribe",
-        "language": LANGUAGE_NAMES.get(transcript.language, transcript.language),
+        "language": WHISPER_LANGUAGES.get(transcript.language, transcript.language),
         "duration": transcript.duration,
         "text": transcript.rich_text,
     }

@@ -25,6 +25,10 @@ ITN_INFO = "Writes numbers, dates and punctuation as text is written: “twenty 
 LANGUAGE_CHOICES = [(LANGUAGE_NAMES[code], code) for code in LANGUAGES if code != "nospeech"]
 
 
+def example_label(path: str, language: str = "auto", use_itn: bool = True) -> str:
+    return f"{Path(path).name} · {LANGUAGE_NAMES[language]} · ITN {'on' if use_itn else 'off'}"
+
+
 def language_dropdown() -> gr.Dropdown:
     return gr.Dropdown(LANGUAGE_CHOICES, value="auto", label="Language")
 
@@ -81,7 +85,9 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
         gr.Examples(
             examples=[[path, "auto", True] for path in examples],
             inputs=[audio, language, use_itn],
-            label="Example clips (language: detect automatically, ITN on)",
+            label="Example clips",
+            # Gradio would show the values ("auto", "true"): say what they mean instead
+            example_labels=[example_label(path) for path in examples],
         )
     last = gr.State()
     button.click(

@@ -100,6 +100,9 @@ def test_upload_transcribe_and_see_transcript_segments_legend_and_downloads(
     # duration and timing (or "from cache" when an earlier test sent the same clip)
     timings = wait.until(lambda d: d.find_element(By.ID, "timings").text)
     assert "Audio 5.1 s" in timings and ("processing" in timings or "from cache" in timings)
+    # the examples say what their settings mean
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "en.wav · Detect automatically · ITN on" in page
     # the legend, collapsed until opened
     legend = browser.find_element(By.ID, "legend")
     assert "laughter" not in legend.text
