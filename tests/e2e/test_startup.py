@@ -146,3 +146,25 @@ def test_a_corrupt_export_stops_start_up_with_one_line(
     done, _ = start(env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "cannot load it" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_pip_install_gives_the_sensevoice_server_command(tmp_path: Path) -> None:
+    """`pip install .` (dependencies left out here: the suite's venv has them) puts a
+    `sensevoice-server` command next to the package, the same as app_sensevoice.py."""
+    source = tmp_path / "source"  # a copy: pip builds in the tree it is given
+    skip = shutil.ignore_patterns(".git", ".venv", "bench", "tests", "__pycache__", "*.egg-info",
+                                  "build", ".*cache")  # fmt: skip
+    shutil.copytree(ROOT, source, ignore=skip)
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(site / "bin" / "sensevoice-server"), "--help"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[default: 7860; env SENSEVOICE_PORT]" in " ".join(done.stdout.split())
