@@ -178,7 +178,7 @@ class LiveSession:
         """Decode closed utterances one after the other, so finals come out in order."""
         try:
             while (closed := await self._closed.get()) is not None:
-                transcript = await self._decode_final(closed.audio)
+                transcript = await final_decode(self._decoder, closed.audio, self._options)
                 words = self._options.word_timestamps
                 self.events.put_nowait(final_of(closed, transcript, words))
                 self._heard += [shifted(s, seconds(closed.start)) for s in transcript.segments]
@@ -196,22 +196,6 @@ class LiveSession:
             self._finals_stopped = True
             async with self._progress:
                 self._progress.notify_all()
-
-    async def _decode_final(self, audio: np.ndarray) -> Transcript:
-        deadline = time.monotonic() + BUSY_LIMIT_S
-        while True:
-            try:
-                return await self._decoder.transcribe_utterance(audio, self._options)
-            except Busy as error:
-                if time.monotonic() > deadline:
-                    raise TryAgainLater(
-                        "The server stayed too busy to transcribe this stream.", code="busy"
-                    ) from error
-                await asyncio.sleep(BUSY_RETRY_S)
-            except NotReady as error:
-                raise GoingAway("The server is shutting down; reconnect.") from error
-            except ServiceError as error:
-                raise StreamError(error.message, code=error.code) from error
 
     async def _wait_for_capacity(self) -> None:
         if self._pending <= MAX_PENDING:
@@ -276,6 +260,25 @@ class LiveSession:
             self.events.put_nowait(
                 Partial(segment=utterance.segment, start=seconds(utterance.start), text=text)
             )
+
+
+async def final_decode(decoder: Decoder, audio: np.ndarray, options: DecodeOptions) -> Transcript:
+    """An utterance's final, retried while the engine is busy (a final is never dropped, up
+    to BUSY_LIMIT_S); the engine's refusals as the stream errors that end a session."""
+    deadline = time.monotonic() + BUSY_LIMIT_S
+    while True:
+        try:
+            return await decoder.transcribe_utterance(audio, options)
+        except Busy as error:
+            if time.monotonic() > deadline:
+                raise TryAgainLater(
+                    "The server stayed too busy to transcribe this stream.", code="busy"
+                ) from error
+            await asyncio.sleep(BUSY_RETRY_S)
+        except NotReady as error:
+            raise GoingAway("The server is shutting down; reconnect.") from error
+        except ServiceError as error:
+            raise StreamError(error.message, code=error.code) from error
 
 
 def final_of(closed: Closed, transcript: Transcript, words: bool = False) -> Final:
