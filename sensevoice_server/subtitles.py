@@ -207,23 +207,36 @@ def timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
+@dataclass(frozen=True)
+class CueFormat:
+    """How SRT and VTT differ: a header, numbered cues, the millisecond separator, and how
+    a speaker is marked (SRT has no voice tag: a `[S1]` prefix is the convention)."""
+
+    header: str | None
+    numbered: bool
+    separator: str
+    speaker: str  # formatted with the 1-based speaker number, before the first line
+
+
+SRT = CueFormat(header=None, numbered=True, separator=",", speaker="[S{}] ")
+VTT = CueFormat(header="WEBVTT\n", numbered=False, separator=".", speaker="<v S{}>")
+
+
 def to_srt(transcript: Transcript, limits: CueLimits = CueLimits()) -> str:
-    blocks = []
-    for index, cue in enumerate(cues(transcript, limits), start=1):
-        lines = list(cue.lines)
-        if cue.speaker is not None:
-            lines[0] = f"[S{cue.speaker + 1}] {lines[0]}"
-        times = f"{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}"
-        blocks.append(f"{index}\n{times}\n" + "\n".join(lines) + "\n")
-    return "\n".join(blocks)
+    return render(transcript, limits, SRT)
 
 
 def to_vtt(transcript: Transcript, limits: CueLimits = CueLimits()) -> str:
-    blocks = ["WEBVTT\n"]
-    for cue in cues(transcript, limits):
+    return render(transcript, limits, VTT)
+
+
+def render(transcript: Transcript, limits: CueLimits, style: CueFormat) -> str:
+    blocks = [style.header] if style.header else []
+    for index, cue in enumerate(cues(transcript, limits), start=1):
         lines = list(cue.lines)
         if cue.speaker is not None:
-            lines[0] = f"<v S{cue.speaker + 1}>{lines[0]}"
-        times = f"{timestamp(cue.start, '.')} --> {timestamp(cue.end, '.')}"
-        blocks.append(f"{times}\n" + "\n".join(lines) + "\n")
+            lines[0] = style.speaker.format(cue.speaker + 1) + lines[0]
+        times = f"{timestamp(cue.start, style.separator)} --> {timestamp(cue.end, style.separator)}"
+        number = f"{index}\n" if style.numbered else ""
+        blocks.append(f"{number}{times}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)

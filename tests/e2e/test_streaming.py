@@ -20,7 +20,6 @@ import time
 import wave
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 import pytest
@@ -28,8 +27,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from sensevoice_server.cli.stream import stream_samples
+from sensevoice_server.live.protocol import pcm16_bytes
 from sensevoice_server.testing.servers import ROOT, AppProcess, run_app, wait_until
-from tests.support.samples import SAMPLES, SPEECH_SAMPLES, load
+from tests.support.samples import SAMPLES, SPEECH_SAMPLES, load, resampled
 
 KEY = "live-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -104,18 +104,6 @@ def no_live_sessions(app: AppProcess) -> bool:
     return wait_until(lambda: live_sessions(app) == 0, 10)
 
 
-def pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def resample(samples: np.ndarray, rate: int) -> np.ndarray:
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-    frame.sample_rate = 16000
-    out = [*resampler.resample(frame), *resampler.resample(None)]
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in out])
-
-
 # --- results --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", SPEECH_SAMPLES)
 def test_speech_streamed_fast_gives_ordered_tagged_finals_covering_the_speech(
@@ -173,8 +161,8 @@ def test_chunk_size_does_not_change_the_finals(app: AppProcess) -> None:
 
 @pytest.mark.parametrize(("rate", "fmt"), [(48000, "f32le"), (8000, "pcm_s16le")])
 def test_other_sample_rates_are_resampled(app: AppProcess, rate: int, fmt: str) -> None:
-    samples = resample(load("en.wav"), rate)
-    data = samples.astype("<f4").tobytes() if fmt == "f32le" else pcm16(samples)
+    samples = resampled(load("en.wav"), rate)
+    data = samples.astype("<f4").tobytes() if fmt == "f32le" else pcm16_bytes(samples)
     config = json.dumps({"sample_rate": rate, "format": fmt, "language": "en"})
     step = rate // 10 * (4 if fmt == "f32le" else 2)
     chunks = [data[i : i + step] for i in range(0, len(data), step)]
@@ -253,7 +241,7 @@ def test_a_client_that_vanishes_mid_utterance_is_cleaned_up(app: AppProcess) -> 
     assert no_live_sessions(app)
     ws = connect(ws_url(app), additional_headers=AUTH)
     ws.send(CONFIG)
-    ws.send(pcm16(load("en.wav")[: 16000 * 3 // 2]))  # stop in the middle of a sentence
+    ws.send(pcm16_bytes(load("en.wav")[: 16000 * 3 // 2]))  # stop in the middle of a sentence
     assert wait_until(lambda: live_sessions(app) == 1, 5)
     ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the client just disappears
     ws.socket.close()
@@ -284,7 +272,7 @@ def test_an_idle_stream_is_closed(app: AppProcess) -> None:
 
 
 def test_a_stream_that_goes_idle_mid_utterance_still_gets_its_final(app: AppProcess) -> None:
-    half = pcm16(load("en.wav")[: 16000 * 3 // 2])  # stops in the middle of a sentence
+    half = pcm16_bytes(load("en.wav")[: 16000 * 3 // 2])  # stops in the middle of a sentence
     messages, code = exchange(app, CONFIG, half)  # then nothing for 2 s
     kinds = [m["type"] for m in messages]
     assert kinds[0] == "ready" and kinds[-2:] == ["final", "error"], messages
@@ -323,7 +311,7 @@ def write_wav(path: Path, samples: np.ndarray) -> Path:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16000)
-        out.writeframes(pcm16(samples))
+        out.writeframes(pcm16_bytes(samples))
     return path
 
 

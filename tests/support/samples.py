@@ -20,3 +20,14 @@ ANY_LENGTH = AudioLimits(10**9, 24 * 3600)
 def load(name: str) -> np.ndarray:
     """A sample decoded to 16 kHz mono float32, as the service decodes it."""
     return decode((SAMPLES / name).read_bytes(), ANY_LENGTH)
+
+
+def resampled(samples: np.ndarray, rate: int) -> np.ndarray:
+    """16 kHz samples at another rate, as a microphone would deliver them (PyAV)."""
+    import av
+
+    out = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = 16000
+    frames = [*out.resample(frame), *out.resample(None)]
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import av
 import gradio as gr
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.ui.live import LiveTab, build_live_tab
 from tests.support.inprocess import InProcessApp, running_app
-from tests.support.samples import load
+from tests.support.samples import load, resampled
 
 pytestmark = pytest.mark.anyio
 
@@ -90,21 +89,12 @@ async def test_a_session_id_in_use_is_refused(app: InProcessApp) -> None:
     assert sessions.count == 0
 
 
-def resample(samples: np.ndarray, rate: int) -> np.ndarray:
-    """16 kHz samples at another rate, as a microphone would deliver them."""
-    out = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-    frame.sample_rate = 16000
-    frames = [*out.resample(frame), *out.resample(None)]
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
-
-
 async def test_live_tab_turns_microphone_chunks_into_caption_lines(app: InProcessApp) -> None:
     sessions = sessions_of(app)
     with gr.Blocks():
         build_live_tab(sessions, app.transcriber.settings)  # builds inside any Blocks
     tab = LiveTab(sessions, idle_s=30)
-    microphone = (resample(load("en.wav"), 48000) * 32767).astype(np.int16)
+    microphone = (resampled(load("en.wav"), 48000) * 32767).astype(np.int16)
     stereo = np.stack([microphone, microphone], axis=1)  # what Gradio hands over: int16, 2 ch
     captions = None
     for start in range(0, len(stereo), 24000):  # Gradio's stream_every=0.5
