@@ -73,7 +73,7 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
         engine = Engine(settings)
         engine.start()
         assert engine.wait_ready(3600), engine.failure
-        backend_load = engine.backend_load_s
+        backend_load = engine.workers.backend_load_s
 
         def decode_text(samples: Any) -> str:
             return engine.submit(samples, DecodeOptions()).result(3600).text

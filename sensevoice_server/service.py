@@ -120,7 +120,7 @@ class Transcriber:
         async with self.admission.ticket(
             min(declared or 0.0, self.limits.max_duration_s)
         ) as ticket:
-            samples = await self._decode(data, ticket)
+            samples = await decode_admitted(data, self.limits, self.admission, ticket)
 
             async def compute() -> dict[str, Any]:
                 result = await self._run(samples, options, progress=progress, on_segment=on_segment)
@@ -132,23 +132,9 @@ class Transcriber:
             pcm_key = await self._key("pcm", memoryview(samples.data).cast("B"), options)
             value, from_cache = await self.cache.get_or_compute(pcm_key, compute)
         await self.cache.aset(bytes_key, value)
-        result = self._result(value, started, from_cache)
+        result = stored_result(value, started, from_cache, self.settings.served_model_name)
         self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
         return result
-
-    async def _decode(self, data: bytes, ticket: Ticket) -> np.ndarray:
-        """Decode in a worker thread, in one of the decode places; stop it if cancelled."""
-        cancelled = threading.Event()
-        async with self.admission.decoding():
-            try:
-                return await to_thread.run_sync(
-                    lambda: audio.decode(
-                        data, self.limits, progress=ticket.grow_to, cancelled=cancelled
-                    )
-                )
-            except asyncio.CancelledError:
-                cancelled.set()
-                raise
 
     # --- live streams ---------------------------------------------------------------------
     async def transcribe_utterance(
@@ -207,7 +193,7 @@ class Transcriber:
         cached = await self.cache.aget(bytes_key, count_miss=False)
         if cached is None:
             return None
-        result = self._result(cached, started, from_cache=True)
+        result = stored_result(cached, started, True, self.settings.served_model_name)
         self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
         return result
 
@@ -217,18 +203,6 @@ class Transcriber:
         digest = await to_thread.run_sync(sha256_hex, content)  # 100 MB: 0.2 s, not on the loop
         return cache_key(kind, digest, language=options.language, use_itn=options.use_itn,
                          fingerprint=self.engine.fingerprint, extras=options.extras())  # fmt: skip
-
-    def _result(
-        self, value: dict[str, Any], started: float, from_cache: bool
-    ) -> TranscriptionResult:
-        return TranscriptionResult(
-            transcript=Transcript.from_dict(value["transcript"]),
-            processing_ms=(time.perf_counter() - started) * 1000,
-            inference_ms=value["inference_ms"],
-            queue_wait_ms=0.0 if from_cache else value["queue_wait_ms"],
-            from_cache=from_cache,
-            model=self.settings.served_model_name,
-        )
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no upload is admitted and the engine has nothing queued or running
@@ -240,6 +214,36 @@ class Transcriber:
 
     def close(self) -> None:
         self.cache.close()
+
+
+async def decode_admitted(
+    data: bytes, limits: audio.AudioLimits, admission: Admission, ticket: Ticket
+) -> np.ndarray:
+    """Decode in a worker thread, in one of the decode places (admission.py), the ticket
+    growing with the audio found; a cancelled caller stops the decode."""
+    cancelled = threading.Event()
+    async with admission.decoding():
+        try:
+            return await to_thread.run_sync(
+                lambda: audio.decode(data, limits, progress=ticket.grow_to, cancelled=cancelled)
+            )
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+
+def stored_result(
+    value: dict[str, Any], started: float, from_cache: bool, model: str
+) -> TranscriptionResult:
+    """A result from what the cache stores (a fresh result goes through it too)."""
+    return TranscriptionResult(
+        transcript=Transcript.from_dict(value["transcript"]),
+        processing_ms=(time.perf_counter() - started) * 1000,
+        inference_ms=value["inference_ms"],
+        queue_wait_ms=0.0 if from_cache else value["queue_wait_ms"],
+        from_cache=from_cache,
+        model=model,
+    )
 
 
 def not_ready() -> NotReady:

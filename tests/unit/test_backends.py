@@ -82,7 +82,8 @@ def test_a_result_does_not_depend_on_its_batch(engine: Engine) -> None:
     together = [engine.submit(a, o, use_vad=False) for a, o in clips]
     wait(together, timeout=60)
     assert [f.result().text for f in together] == alone
-    assert engine.backend is not None and engine.backend.batch_independent  # static int8 too
+    backend = engine.workers.backend
+    assert backend is not None and backend.batch_independent  # static int8 too
     assert engine.largest_batch >= 4
 
 

@@ -34,7 +34,7 @@ def test_the_model_is_loaded_once_across_calls_languages_and_itn(engine: Engine)
         for use_itn in (True, False):
             result = engine.submit(audio, DecodeOptions(language, use_itn)).result(60)
             texts[language, use_itn] = result.text
-    assert engine.load_count == 1
+    assert engine.workers.load_count == 1
     # the options reach the model: its tags follow the request
     assert texts["zh", True].startswith("<|zh|>")
     assert texts["ja", False].startswith("<|ja|>")
@@ -83,7 +83,8 @@ def test_progress_and_segments_arrive_in_time_order(engine: Engine) -> None:
 
 def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
     callers: dict[str, set[str]] = {"model": set(), "vad": set()}
-    backend, vad = engine.backend, engine.segmenter and engine.segmenter.vad
+    segmenter = engine.workers.segmenter
+    backend, vad = engine.workers.backend, segmenter and segmenter.vad
     assert backend is not None and vad is not None
     logits, segments = backend.logits, vad.segments
 

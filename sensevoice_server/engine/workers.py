@@ -1,0 +1,129 @@
+"""The engine's two threads, each the only one to touch its models (DESIGN.md, invariants 1
+and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs into segments,
+"sensevoice-engine" loads the backend and decodes the batcher's batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+
+import numpy as np
+
+from sensevoice_server.engine.backends import Backend
+from sensevoice_server.engine.batcher import Batcher
+from sensevoice_server.engine.decoder import Decoder
+from sensevoice_server.engine.fingerprint import fingerprint, identify
+from sensevoice_server.engine.jobs import Job
+from sensevoice_server.engine.loading import load_backend
+from sensevoice_server.engine.segmenter import Segmenter
+from sensevoice_server.settings import Settings
+
+log = logging.getLogger(__name__)
+WARM_UP = np.random.default_rng(0).normal(0, 0.05, 16_000).astype(np.float32)
+
+
+class Workers:
+    def __init__(
+        self, settings: Settings, device: str, backend: tuple[str, str], batcher: Batcher,
+        on_fatal: Callable[[Exception], None] | None,
+    ) -> None:  # fmt: skip
+        self._settings = settings
+        self.device = device
+        self.backend_name, self.precision = backend
+        self.batcher = batcher
+        self._on_fatal = on_fatal
+        self.vad_jobs: queue.Queue[Job | None] = queue.Queue()
+        self.loaded = {"vad": threading.Event(), "model": threading.Event()}
+        self.threads = [
+            threading.Thread(target=self._run_vad, name="sensevoice-vad", daemon=True),
+            threading.Thread(target=self._run_model, name="sensevoice-engine", daemon=True),
+        ]
+        self.backend: Backend | None = None
+        self.decoder: Decoder | None = None  # the model thread's, once the backend loaded
+        self.segmenter: Segmenter | None = None  # the VAD thread's, once its models loaded
+        self.fingerprint = ""
+        self.load_count = 0
+        self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
+        self.failure: Exception | None = None
+
+    # --- the VAD thread -----------------------------------------------------------------
+    def _run_vad(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # per thread; the model's thread has its own
+        if not self._load("vad", self._load_vad):
+            return
+        assert self.segmenter is not None
+        while (job := self.vad_jobs.get()) is not None:
+            if job.cancelled:
+                continue
+            try:
+                items = self.segmenter.items(job)
+            except Exception as error:  # the caller gets it; the thread lives on
+                job.fail(error)
+                continue
+            if items:
+                self.batcher.put(items)
+            else:
+                job.finish()
+
+    def _load_vad(self) -> None:
+        self.segmenter = Segmenter(self._settings, self.device, WARM_UP)
+
+    # --- the model's thread -------------------------------------------------------------
+    def _run_model(self) -> None:
+        if not self._load("model", self._load_model):
+            return
+        assert self.decoder is not None
+        while (batch := self.batcher.next_batch()) is not None:
+            self.decoder.decode(batch)
+
+    def _load_model(self) -> None:
+        started = time.perf_counter()
+        settings = self._settings
+        log.info("loading model=%s backend=%s precision=%s device=%s ncpu=%d", settings.model,
+                 self.backend_name, self.precision, self.device, settings.ncpu)  # fmt: skip
+        loading = time.perf_counter()
+        self.backend = load_backend(settings, self.backend_name, self.precision, self.device)
+        self.backend_load_s = time.perf_counter() - loading
+        if not self.backend.batch_independent:
+            self.batcher.max_items = 1  # its results would depend on the batch
+        self.load_count += 1
+        self.decoder = Decoder(self.backend)
+        self.decoder.decode_now(WARM_UP)  # the first call pays one-time costs, not a user
+        self.loaded["vad"].wait()
+        self.fingerprint = fingerprint(self._identity())
+        log.info("model ready in %.1f s (%s %s on %s), fingerprint %s",
+                 time.perf_counter() - started, self.backend_name, self.precision,
+                 self.device, self.fingerprint)  # fmt: skip
+
+    def _load(self, name: str, load: Callable[[], None]) -> bool:
+        try:
+            load()
+        except Exception as error:
+            log.error("%s load failed: %s", name, error)
+            self.failure = error
+            self.loaded[name].set()
+            if self._on_fatal:
+                self._on_fatal(error)
+            return False
+        self.loaded[name].set()
+        return True
+
+    def _identity(self) -> dict[str, object]:
+        """What identifies the weights and every setting that changes the output."""
+        assert self.backend is not None and self.segmenter is not None
+        settings = self._settings
+        return {
+            "model": identify(str(getattr(self.backend, "model_dir", settings.model))),
+            "max_single_segment_ms": settings.max_single_segment_ms,
+            "merge_length_s": settings.merge_length_s,
+            "funasr": version("funasr"),
+            **self.segmenter.identity(),
+            **self.backend.identity(),
+        }
