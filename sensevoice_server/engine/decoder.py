@@ -25,15 +25,11 @@ log = logging.getLogger(__name__)
 class Decoder:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.batches = 0  # model calls so far, and the segments they held
-        self.batched_segments = 0
-        self.largest_batch = 0
+        self.largest_batch = 0  # the most segments one model call has held
 
     def decode(self, batch: list[WorkItem]) -> None:
         """Decode `batch` and hand each segment to its job, with its share of the time."""
         started = time.perf_counter()
-        self.batches += 1
-        self.batched_segments += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))
         try:
             segments = self.segments(batch)

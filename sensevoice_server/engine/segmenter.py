@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
 from sensevoice_server.engine.vad import VadStage, cut
 from sensevoice_server.settings import Settings
@@ -41,8 +42,6 @@ class Segmenter:
         return job.items(segments, cut, labels)
 
     def identity(self) -> dict[str, str | None]:
-        from sensevoice_server.engine.fingerprint import identify
-
         speakers = self.speakers
         return {"vad": identify(str(self.vad.model_dir)),
                 "speakers": identify(str(speakers.model_dir)) if speakers else None}  # fmt: skip

@@ -99,8 +99,7 @@ def log_sum_exp(logits: np.ndarray) -> np.ndarray:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    log_probs: np.ndarray = logits - log_sum_exp(logits)[:, None]
     return log_probs
 
 

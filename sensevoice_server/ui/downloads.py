@@ -15,16 +15,18 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
+
 from sensevoice_server.formats import render_file
 from sensevoice_server.transcript import Transcript
 
 FORMATS = {"txt": "TXT", "srt": "SRT", "vtt": "VTT", "json": "JSON"}
+ROOT = Path(tempfile.gettempdir()) / "sensevoice-downloads"
+KEEP_S = 3600
 
 
 def button_updates(transcript: Transcript | None, stem: str) -> list[Any]:
     """The download buttons' new state: hidden without speech, else each with its file."""
-    import gradio as gr
-
     if transcript is None or transcript.no_speech:
         return [gr.DownloadButton(visible=False) for _ in FORMATS]
     paths = write_downloads(transcript, stem)
@@ -33,17 +35,11 @@ def button_updates(transcript: Transcript | None, stem: str) -> list[Any]:
 
 def download_buttons(id_prefix: str) -> list[Any]:
     """One hidden button per format (shown once there is a transcript), ids `PREFIX-FMT`."""
-    import gradio as gr
-
     return [
         gr.DownloadButton(f"Download {label}", visible=False, size="sm",
                           elem_id=f"{id_prefix}-{fmt}")
         for fmt, label in FORMATS.items()
     ]  # fmt: skip
-
-
-ROOT = Path(tempfile.gettempdir()) / "sensevoice-downloads"
-KEEP_S = 3600
 
 
 def write_downloads(transcript: Transcript, stem: str = "transcript") -> dict[str, Path]:

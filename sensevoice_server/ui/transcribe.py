@@ -25,7 +25,7 @@ ITN_INFO = "Writes numbers, dates and punctuation as text is written: “twenty 
 LANGUAGE_CHOICES = [(LANGUAGE_NAMES[code], code) for code in LANGUAGES if code != "nospeech"]
 
 
-def example_label(path: str, language: str = "auto", use_itn: bool = True) -> str:
+def example_label(path: str, language: str, use_itn: bool) -> str:
     return f"{Path(path).name} · {LANGUAGE_NAMES[language]} · ITN {'on' if use_itn else 'off'}"
 
 
@@ -82,12 +82,13 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
         gr.Markdown(legend_markdown())
     examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
     if examples:
+        rows = [(path, "auto", True) for path in examples]
         gr.Examples(
-            examples=[[path, "auto", True] for path in examples],
+            examples=[list(row) for row in rows],
             inputs=[audio, language, use_itn],
             label="Example clips",
             # Gradio would show the values ("auto", "true"): say what they mean instead
-            example_labels=[example_label(path) for path in examples],
+            example_labels=[example_label(*row) for row in rows],
         )
     last = gr.State()
     button.click(
