@@ -12,47 +12,16 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from bench.common import OUT, ROOT, clip, full_model, median, percentile, print_table
+from bench.common import OUT, ROOT, app_env, clip, median, percentile, print_table
 from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.testing.audio_files import write_samples
-from sensevoice_server.testing.servers import RedisServer, free_port, is_ready
-
-
-def onnx_export() -> list[str]:
-    """The export bench_backends made, if any (else the app makes its own at first start)."""
-    export = OUT / "full-onnx"
-    return ["--onnx-dir", str(export)] if (export / "model.int8.onnx").exists() else []
-
-
-@contextmanager
-def app(model: str, cache_url: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "app_sensevoice.py"), "--model", model, "--vad-model",
-         "silero-vad", "--device", "cpu", "--ncpu", "2", "--port", str(port), "--log-level",
-         "warning", "--cache-url", cache_url, "--queue-size", "64", *onnx_export()],
-        cwd=ROOT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while not is_ready(url):
-            if process.poll() is not None:
-                raise RuntimeError("the app exited during start-up")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(60)
+from sensevoice_server.testing.servers import RedisServer, run_app
 
 
 def unique_clips(count: int) -> list[bytes]:
@@ -130,7 +99,6 @@ def plot(results: dict[str, dict[str, object]]) -> Path:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__).parse_args()
-    model = str(full_model())
     results: dict[str, dict[str, object]] = {}
     redis_server = RedisServer()
     redis_server.start()
@@ -138,8 +106,9 @@ def main() -> None:
         stores = {"sqlite": f"sqlite:///{OUT}/bench-cache.sqlite3", "redis": redis_server.url}
         Path(OUT / "bench-cache.sqlite3").unlink(missing_ok=True)
         for store, cache_url in stores.items():
-            with app(model, cache_url) as url:
-                results[store] = measure_store(url, unique_clips(5), unique_clips(40))
+            env = app_env(2, cache_url=cache_url, queue_size=64)
+            with run_app(env, OUT, ready_timeout=900) as app:
+                results[store] = measure_store(app.url, unique_clips(5), unique_clips(40))
     finally:
         redis_server.stop()
 

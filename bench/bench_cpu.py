@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import OUT, ROOT, clip, full_model, print_table
+from bench.common import OUT, ROOT, app_env, clip, full_model, print_table
 from sensevoice_server.testing.servers import run_app
 
 
@@ -66,10 +66,7 @@ def main() -> None:
     )  # fmt: skip
     assert bare.stdout is not None and bare.stdin is not None
     assert bare.stdout.readline().strip() == "ready"
-    env = {"SENSEVOICE_MODEL": str(full_model()), "SENSEVOICE_VAD_MODEL": "silero-vad",
-           "SENSEVOICE_DEVICE": "cpu", "SENSEVOICE_NCPU": str(args.ncpu),
-           "SENSEVOICE_BACKEND": "torch", "SENSEVOICE_CACHE_URL": "none",
-           "SENSEVOICE_LOG_LEVEL": "warning", "SENSEVOICE_MAX_UPLOAD_MB": "500"}  # fmt: skip
+    env = app_env(args.ncpu, "torch", max_upload_mb=500)
     service, generate = [], []
     with run_app(env, OUT, ready_timeout=900) as app, httpx.Client(timeout=900) as http:
         for round_ in range(args.repeat + 1):  # round 0 warms up and is dropped

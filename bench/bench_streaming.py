@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import OUT, ROOT, clip, full_model, percentile, print_table
+from bench.common import OUT, ROOT, app_env, clip, percentile, print_table
 from sensevoice_server.logs import configure_logging
 
 configure_logging("warning")
@@ -245,18 +245,10 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
-    model = str(full_model())
     samples = decode(clip(args.seconds).read_bytes(), LIMITS)
     upload = decode(clip(60).read_bytes(), LIMITS)
     cost = vad_cost(samples)
-    env = {
-        "SENSEVOICE_MODEL": model, "SENSEVOICE_VAD_MODEL": "silero-vad",
-        "SENSEVOICE_DEVICE": "cpu", "SENSEVOICE_NCPU": str(args.ncpu),
-        "SENSEVOICE_LIVE_MAX_SESSIONS": str(max(counts) + 1), "SENSEVOICE_CACHE_URL": "none",
-        "SENSEVOICE_LOG_LEVEL": "warning", "SENSEVOICE_BACKEND": args.backend,
-    }  # fmt: skip
-    if args.backend != "torch" and (OUT / "full-onnx" / "model.onnx").exists():
-        env["SENSEVOICE_ONNX_DIR"] = str(OUT / "full-onnx")  # made by bench_backends
+    env = app_env(args.ncpu, args.backend, live_max_sessions=max(counts) + 1)
     # With libgomp's default, torch's threads spin while they wait for each other; when
     # anything else wants the same cores, a decode took 20x longer (measured: 8.8 s instead
     # of 0.38 s for a 2.5 s utterance, ncpu=2 on 2 busy cores). PASSIVE makes them sleep.

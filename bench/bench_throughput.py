@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
-from bench.common import OUT, full_model, print_table
+from bench.common import OUT, app_env, print_table
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.servers import run_app
 
@@ -58,13 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for backend in args.backends.split(","):
-        env = {"SENSEVOICE_MODEL": str(full_model()), "SENSEVOICE_VAD_MODEL": "silero-vad",
-               "SENSEVOICE_DEVICE": "cpu", "SENSEVOICE_NCPU": str(args.ncpu),
-               "SENSEVOICE_BACKEND": backend, "SENSEVOICE_CACHE_URL": "none",
-               "SENSEVOICE_LOG_LEVEL": "warning",
-               "SENSEVOICE_ONNX_DIR": str(OUT / "full-onnx")}  # fmt: skip
-        if backend == "torch":
-            del env["SENSEVOICE_ONNX_DIR"]
+        env = app_env(args.ncpu, backend)
         clips = fresh_clips(2 * args.requests + 1, args.seconds)
         with run_app(env, OUT, ready_timeout=900) as app:
             requests_per_second(app.url, clips[:1], 1)  # warm-up

@@ -30,6 +30,21 @@ def full_model() -> Path:
     return path
 
 
+def app_env(ncpu: int, backend: str = "auto", **settings: object) -> dict[str, str]:
+    """SENSEVOICE_* for the real app on the full-size checkpoint, on CPU, with the result
+    cache off and quiet logs unless `settings` say otherwise. With ONNX it runs the export
+    bench_backends made, if there is one (else the app makes its own at first start)."""
+    env = {"SENSEVOICE_MODEL": str(full_model()), "SENSEVOICE_VAD_MODEL": "silero-vad",
+           "SENSEVOICE_DEVICE": "cpu", "SENSEVOICE_NCPU": str(ncpu),
+           "SENSEVOICE_BACKEND": backend, "SENSEVOICE_CACHE_URL": "none",
+           "SENSEVOICE_LOG_LEVEL": "warning"}  # fmt: skip
+    export = OUT / "full-onnx"
+    if backend != "torch" and (export / "model.int8.onnx").exists():
+        env["SENSEVOICE_ONNX_DIR"] = str(export)
+    env.update({f"SENSEVOICE_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
 def clip(seconds: int) -> Path:
     path = OUT / f"en_{seconds}s.wav"
     if not path.exists():
