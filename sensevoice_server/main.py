@@ -59,7 +59,7 @@ def serve(settings: Settings) -> int:
         server.should_exit = True
 
     app = create_app(settings, on_fatal=stop_on_fatal)
-    log_summary(settings, sources)
+    log_summary(settings, sources, app.state.transcriber.engine.info())
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -79,14 +79,15 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def log_summary(settings: Settings, sources: list[ModelSource]) -> None:
+def log_summary(settings: Settings, sources: list[ModelSource], engine: dict[str, str]) -> None:
     """What this process serves, once, in a few lines a person reads at start-up."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     url = f"http://{host}:{settings.port}"
     by_setting = {source.setting: source for source in sources}
     log.info("model: %s", by_setting["model"].describe())
     log.info("VAD: %s", by_setting["vad_model"].describe())
-    log.info("device: %s, %d CPU threads", settings.device, settings.ncpu)
+    log.info("device: %s (--device %s), backend: %s %s, %d CPU threads", engine["device"],
+             settings.device, engine["backend"], engine["precision"], settings.ncpu)  # fmt: skip
     log.info("web UI: %s/   API docs: %s/docs   health: %s/health", url, url, url)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sensevoice_server.testing.servers import ROOT, free_port, run_app
+from sensevoice_server.testing.servers import ROOT, AppProcess, free_port, run_app
 
 
 def start(
@@ -168,3 +168,19 @@ def test_pip_install_gives_the_sensevoice_server_command(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "[default: 7860; env SENSEVOICE_PORT]" in " ".join(done.stdout.split())
+
+
+def test_start_up_summarises_what_is_served_once(
+    app_server: AppProcess, model_env: dict[str, str]
+) -> None:
+    """Model, VAD, device with the backend the engine chose, and where to go: one line each."""
+    log = app_server.log()
+    model = model_env["SENSEVOICE_MODEL"]
+    lines = [
+        f"model: {model} (local directory)",
+        "VAD: silero-vad",
+        "device: cpu (--device cpu), backend: onnx fp32",
+        f"web UI: {app_server.url}/   API docs: {app_server.url}/docs",
+    ]
+    for line in lines:
+        assert log.count(line) == 1, (line, log[-3000:])
