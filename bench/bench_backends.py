@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m bench.bench_backends [--repeat 5] [--ncpu 2]
 
 Each system runs in a worker process of its own (torch in two threads of one process slows
-both, FACTS.md), on the full-size random checkpoint (the real model's cost), and the
+both: docs/FACTS.md, "Threads"), on the full-size random checkpoint (the real model's cost), and the
 measurements are interleaved: every round asks each system for the 10 s and the 60 s clip in
 turn, so a busy moment of the machine hits them all alike. Systems:
 - funasr generate: the reference pipeline (AutoModel with silero VAD, merge_vad), torch;

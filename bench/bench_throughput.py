@@ -6,8 +6,8 @@ The real app (full-size checkpoint, result cache off) answers `POST /api/transcr
 clips it has never seen (the English sample tiled to --seconds, each with its own seeded
 noise). Serially, then from 8 clients at once; printed: requests per second and their
 ratio. Concurrency must not cost throughput: the engine batches the segments of requests
-that wait together (DESIGN.md), and on a CPU with batches of one it must at least keep
-the model busy while the next upload is decoded.
+that wait together (docs/ARCHITECTURE.md, "The one path"), and on a CPU with batches of one
+it must at least keep the model busy while the next upload is decoded.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 Usage:
-  scripts/supervisor.sh start  DIR [options]  render the configs into DIR, start supervisord
+  scripts/supervisor.sh start  DIR [options]  render the configs into DIR, start supervisord,
+                                              wait until every app is ready (see --wait)
   scripts/supervisor.sh render DIR [options]  only render them (to read, check or copy)
-  scripts/supervisor.sh status DIR            what runs, and whether each app is ready
+  scripts/supervisor.sh status DIR            each program: up or not, and whether the app is
+                                              ready (its /ready); `ctl DIR status` for Supervisor's own
   scripts/supervisor.sh stop   DIR            stop everything gracefully, then supervisord
   scripts/supervisor.sh ctl    DIR ARGS...    any supervisorctl command, e.g.
                                               ctl DIR restart sensevoice:*   ctl DIR tail sensevoice
@@ -25,6 +27,8 @@ Options for start and render:
                         run nginx in front of the app(s), listening there
   --startsecs N         seconds a process must stay up to count as started (default 60,
                         enough for the model load)
+  --wait SECONDS        how long start waits for every app's /ready (default 300; 0: do not
+                        wait); a first start that downloads or exports the model may take longer
   --venv DIR            the Python environment with the app (default: the repo's .venv)
   --foreground          run supervisord in the foreground (containers); Ctrl-C stops all
 
@@ -52,6 +56,7 @@ with_redis=false
 redis_port=6379
 nginx_listen=""
 startsecs=60
+wait_s=300
 venv="$REPO/.venv"
 foreground=false
 if [ "$command" = start ] || [ "$command" = render ]; then
@@ -63,6 +68,7 @@ if [ "$command" = start ] || [ "$command" = render ]; then
             --redis-port) redis_port=$2; shift 2 ;;
             --with-nginx) nginx_listen=$2; shift 2 ;;
             --startsecs) startsecs=$2; shift 2 ;;
+            --wait) wait_s=$2; shift 2 ;;
             --venv) venv=$2; shift 2 ;;
             --foreground) foreground=true; shift ;;
             -h | --help) usage; exit 0 ;;
@@ -173,24 +179,11 @@ render() {
     echo "rendered into $DIR: supervisord.conf, programs/$(cd "$DIR/programs" && ls | tr '\n' ' ')"
 }
 
+# One line per program: up or not (Supervisor's STARTING and RUNNING are both "up"), and what
+# its app says at /ready (scripts/supervisor_programs.py says why).
 show_status() {
     supervisord_pid >/dev/null || { echo "supervisord is not running in $DIR"; return 3; }
-    ctl status || true  # exits non-zero while a program is not RUNNING: that is an answer too
-    local url state
-    for url in $(cat "$DIR/apps" "$DIR/nginx-url" 2>/dev/null); do
-        # RUNNING says the process is up; /ready says the model is loaded and taking work
-        state=$("$PY" -c '
-import json, sys, urllib.request, urllib.error
-try:
-    with urllib.request.urlopen(sys.argv[1] + "/ready", timeout=3) as answer:
-        print(json.load(answer)["status"])
-except urllib.error.HTTPError as error:
-    print(json.load(error).get("status", error.code))
-except OSError as error:
-    print("unreachable:", getattr(error, "reason", error))
-' "$url")
-        echo "$url/ready: $state"
-    done
+    "$PY" "$REPO/scripts/supervisor_programs.py" status "$DIR"
 }
 
 case $command in
@@ -210,8 +203,11 @@ case $command in
             ctl pid >/dev/null 2>&1 && break
             sleep 0.2
         done
-        show_status
+        echo "supervisord started; waiting up to ${wait_s} s for the apps' /ready (--wait)"
+        waited=0
+        "$PY" "$REPO/scripts/supervisor_programs.py" wait "$DIR" "$wait_s" "$0" || waited=$?
         echo "logs: $DIR/logs/   stop: $0 stop $DIR"
+        exit "$waited"
         ;;
     status)
         DIR=$(cd "$DIR" 2>/dev/null && pwd) || die "no such directory: $DIR"

@@ -5,6 +5,10 @@ A refusal must cost nothing, so an upload takes a `Ticket` before it is decoded:
 header declares, grown as decoding finds more), which bounds the decoded audio held in
 memory. At most `decode_concurrency` uploads decode at once. The ticket is given back when
 the transcript is ready, or the client gives up, or anything fails.
+
+Before any of that, every transcription request holds its upload's bytes (`BytesHeld`, out
+of `max_inflight_upload_mb`) from its first byte to its answer, cache hits included: that
+bounds the spooled bodies many large uploads at once leave on disk (or in a tmpfs).
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ from sensevoice_server.errors import Busy
 
 
 class Admission:
-    def __init__(self, *, max_jobs: int, max_audio_s: float, decode_concurrency: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_jobs: int,
+        max_audio_s: float,
+        decode_concurrency: int,
+        max_upload_bytes: int,
+    ) -> None:
         self.max_jobs = max_jobs
         self.max_audio_s = max_audio_s
+        self.max_upload_bytes = max_upload_bytes
         self._lock = threading.Lock()  # tickets grow from decoding threads
         self._jobs = 0
         self._audio_s = 0.0
+        self._upload_bytes = 0
         self._decoding = asyncio.Semaphore(decode_concurrency)
 
     @property
@@ -34,6 +47,18 @@ class Admission:
     @property
     def audio_s(self) -> float:
         return self._audio_s
+
+    @property
+    def upload_bytes(self) -> int:
+        """Upload bytes held by requests now (declared, or received so far)."""
+        return self._upload_bytes
+
+    def hold_bytes(self, size: int) -> BytesHeld:
+        """Hold `size` bytes of upload for one request (give them back with `release()`);
+        Busy if they do not fit beside what other requests hold."""
+        held = BytesHeld(self)
+        held.grow_to(size)
+        return held
 
     def refusal(self) -> Busy | None:
         """The answer a new upload would get now, or None if there is room (no reservation)."""
@@ -82,6 +107,23 @@ class Admission:
             self._audio_s += extra
             ticket.audio_s = seconds
 
+    def _grow_bytes(self, held: BytesHeld, size: int) -> None:
+        with self._lock:
+            extra = size - held.size
+            others = self._upload_bytes - held.size
+            # one request alone is always let in (the body limit bounds it); a new one that
+            # holds nothing yet (chunked) is checked too, so a full budget refuses it
+            growing = extra > 0 or not held.size
+            if growing and others and others + size > self.max_upload_bytes:
+                raise self._busy(f"{others / 1e6:.0f} MB of uploads are already in progress")
+            self._upload_bytes += max(extra, 0)
+            held.size = max(size, held.size)
+
+    def _release_bytes(self, held: BytesHeld) -> None:
+        with self._lock:
+            self._upload_bytes -= held.size
+            held.size = 0
+
 
 class Ticket:
     """One upload's reservation: its job place and the audio seconds it holds."""
@@ -93,3 +135,19 @@ class Ticket:
     def grow_to(self, seconds: float) -> None:
         """Hold `seconds` of audio (never shrinks); Busy if the budget has no room for it."""
         self._admission._grow(self, seconds)
+
+
+class BytesHeld:
+    """One request's upload bytes, held from its first byte to its answer."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self.size = 0
+
+    def grow_to(self, size: int) -> None:
+        """Hold `size` bytes (never shrinks); Busy if the budget has no room for them."""
+        self._admission._grow_bytes(self, size)
+
+    def release(self) -> None:
+        """Give the bytes back (idempotent)."""
+        self._admission._release_bytes(self)

@@ -11,31 +11,35 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import gradio as gr
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
+from gradio.utils import get_upload_folder
 
 from sensevoice_server.admission import Admission
 from sensevoice_server.api import cache as cache_routes
-from sensevoice_server.api import errors, health, login, native, openai, stream
+from sensevoice_server.api import docs, errors, health, login, native, openai, schemas, stream
 from sensevoice_server.api import metrics as metrics_routes
 from sensevoice_server.api.admission import RefuseWhenFull
 from sensevoice_server.api.auth import Credentials, describe_access
 from sensevoice_server.api.gradio_guard import GradioInputGuard
+from sensevoice_server.api.gradio_uploads import GradioUploads
 from sensevoice_server.api.limits import MULTIPART_SLACK, BodyLimit
 from sensevoice_server.api.login import UiLoginRequired
 from sensevoice_server.api.middleware import RefuseOtherMethods, RequestLog
 from sensevoice_server.audio import too_large
 from sensevoice_server.cache import ResultCache, open_store
-from sensevoice_server.cache.redis_store import redact
 from sensevoice_server.engine import Engine
 from sensevoice_server.errors import StartupError, TooLarge
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.metrics import Metrics
+from sensevoice_server.redaction import redact
 from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
 from sensevoice_server.ui import SAMPLES_DIR, build_ui
+from sensevoice_server.ui.uploads import delete_cache
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ def create_app(
         summary="SenseVoiceSmall transcription with language, emotion and audio-event tags.",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -75,8 +81,9 @@ def create_app(
     app.state.live_sessions = live_sessions
     app.state.credentials = credentials
     errors.install(app)
+    schemas.serve_openapi(app, settings, [native.describe_forms, openai.describe_form])
     routers = [health.router, metrics_routes.router, native.router, openai.router,
-               cache_routes.router, stream.router, login.router]  # fmt: skip
+               cache_routes.router, stream.router, login.router, docs.router]  # fmt: skip
     for router in routers:
         app.include_router(router)
     own_paths = {route.path for router in routers for route in router.routes
@@ -93,10 +100,16 @@ def create_app(
     # launch() sets and mount_gradio_app() does not (processing_utils._check_allowed).
     blocks.has_launched = True
 
-    # Outermost last: log -> body limit -> login -> admission -> Gradio guard -> 405s -> app
+    # Outermost last: log -> body limit -> login -> admission -> Gradio uploads -> Gradio
+    # guard -> 405s -> app
     app.add_middleware(RefuseOtherMethods, allowed=allowed_methods(routers))
     app.add_middleware(GradioInputGuard)
-    app.add_middleware(RefuseWhenFull, check=transcriber.refusal, paths=TRANSCRIPTION_PATHS)
+    app.add_middleware(GradioUploads, blocks=blocks, folder=Path(get_upload_folder()),
+                       max_folder_bytes=int(settings.ui_upload_max_mb * 1_000_000),
+                       max_file_bytes=settings.max_upload_bytes,
+                       retry_after_s=delete_cache(settings.ui_upload_ttl_s)[0])  # fmt: skip
+    app.add_middleware(RefuseWhenFull, check=transcriber.refusal, paths=TRANSCRIPTION_PATHS,
+                       hold_bytes=transcriber.admission.hold_bytes)  # fmt: skip
     app.add_middleware(
         UiLoginRequired, credentials=credentials, own_paths=own_paths | set(OPEN_PATHS),
         own_prefixes=("/api/", "/v1/", "/cache", "/ws/"),
@@ -118,6 +131,7 @@ def build_transcriber(
         max_jobs=settings.queue_size,
         max_audio_s=settings.queue_max_audio_s,
         decode_concurrency=settings.decode_concurrency,
+        max_upload_bytes=int(settings.max_inflight_upload_mb * 1_000_000),
     )
     return Transcriber(settings, engine, cache, Metrics(), admission)
 
@@ -181,9 +195,10 @@ def allowed_methods(routers: list[APIRouter]) -> dict[str, set[str]]:
 
 def log_limits(settings: Settings, credentials: Credentials) -> None:
     log.info(
-        "limits: upload %g MB (batch %g MB), audio %g s, queue %d jobs / %g s of audio, "
-        "%d decodes at once, %d live sessions, drain %g s",
-        settings.max_upload_mb, settings.max_batch_mb, settings.max_duration_s,
+        "limits: upload %g MB (batch %g MB, %g MB in flight), audio %g s, queue %d jobs / "
+        "%g s of audio, %d decodes at once, %d live sessions, drain %g s",
+        settings.max_upload_mb, settings.max_batch_mb, settings.max_inflight_upload_mb,
+        settings.max_duration_s,
         settings.queue_size, settings.queue_max_audio_s, settings.decode_concurrency,
         settings.live_max_sessions, settings.drain_timeout_s,
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 This is the only module that knows about containers and codecs. funasr can decode files
 itself, but it would be handed client-chosen names (it treats some suffixes as lists of
-paths), so we decode with PyAV and give funasr arrays only (DESIGN.md, invariant 3).
+paths), so we decode with PyAV and give funasr arrays only (docs/ARCHITECTURE.md, invariant 3).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import io
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -22,11 +23,15 @@ from sensevoice_server.errors import (
     TooLong,
     UnsupportedAudio,
 )
+from sensevoice_server.settings import flag, variable
 
 SAMPLE_RATE = 16_000
 PROGRESS_EVERY = 10 * SAMPLE_RATE  # report decoded audio to the caller this often
 Progress = Callable[[float], None]
 """Called from the decoding thread with the seconds decoded so far; may raise to stop."""
+Upload = bytes | BinaryIO
+"""An upload's content: its bytes, or a seekable binary file (the HTTP routes pass the one
+Starlette spooled to disk), which PyAV reads in chunks, so it is never held whole."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,59 @@ def too_large(max_bytes: int) -> TooLarge:
     return TooLarge(f"The file is larger than the limit of {max_bytes / 1e6:g} MB.")
 
 
-def declared_duration(data: bytes) -> float | None:
+def too_long(max_duration_s: float, declared_s: float = 0.0) -> TooLong:
+    """The refusal names the file's length where its header states one (decoding stops at
+    the limit, so that is all that is known) and the setting that raises the limit."""
+    length = f"{declared_s:.1f} seconds long, " if declared_s > max_duration_s else ""
+    return TooLong(
+        f"The audio is {length}longer than the limit of {max_duration_s:g} seconds. The "
+        f"server's operator can raise the limit with {variable('max_duration_s')} "
+        f"({flag('max_duration_s')})."
+    )
+
+
+SNIFF_BYTES = 128 * 1024
+"""How much of a file's beginning sniff() wants (the whole file when it is shorter)."""
+# Containers whose beginning may not say what they hold: MP4/M4A/MOV/3GP (ISO BMFF boxes at
+# byte 4) can keep their index after the media, and an ID3 tag or FLAC metadata can carry a
+# picture larger than the head. Only the whole file tells (has_audio).
+_WHOLE_FILE_TELLS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid")
+
+
+def sniff(head: bytes, complete: bool) -> bool | None:
+    """Whether a file that begins with `head` holds audio, as FFmpeg's own probe sees it:
+    True, False, or None when only the whole file can tell (then ask has_audio()).
+    `complete`: the head is the whole file. Costs a few milliseconds, no decoding."""
+    try:
+        with av.open(io.BytesIO(head), mode="r") as container:
+            if container.streams.audio:
+                return True
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                return False  # a picture (FFmpeg's image demuxers)
+        recognised = True  # a container whose audio track may be declared further on
+    except (av.FFmpegError, ValueError, IndexError, EOFError):
+        recognised = False
+    if complete:
+        return False
+    if recognised or head[4:8] in _WHOLE_FILE_TELLS or head.startswith((b"ID3", b"fLaC")):
+        return None
+    return False
+
+
+def has_audio(path: str) -> bool:
+    """Whether FFmpeg opens the file and finds an audio track in it (headers only)."""
+    try:
+        with av.open(path, mode="r") as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, ValueError, IndexError, EOFError, OSError):
+        return False
+
+
+def declared_duration(data: Upload) -> float | None:
     """The duration the container's header declares, without decoding; None if it declares
     none or cannot be opened (decode() then says what is wrong)."""
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(readable(data), mode="r") as container:
             if container.duration is None or not container.streams.audio:
                 return None
             return float(container.duration / av.time_base)
@@ -61,7 +114,7 @@ def declared_duration(data: bytes) -> float | None:
 
 
 def decode(
-    data: bytes,
+    data: Upload,
     limits: AudioLimits,
     *,
     progress: Progress | None = None,
@@ -73,10 +126,10 @@ def decode(
     limit; `progress` hears of the audio decoded so far (and may raise to stop), and a set
     `cancelled` event stops the decode between two frames (the client has gone).
     """
-    check_size(len(data), limits)
+    check_size(upload_size(data), limits)
     max_samples = int(limits.max_duration_s * SAMPLE_RATE)
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(readable(data), mode="r") as container:
             if not container.streams.audio:
                 raise UnsupportedAudio("The file has no audio track.")
             watch = _Watch(max_samples, limits, progress, cancelled)
@@ -92,6 +145,18 @@ def decode(
     return samples
 
 
+def upload_size(data: Upload) -> int:
+    return len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
+
+
+def readable(data: Upload) -> BinaryIO:
+    """What PyAV opens: bytes in a BytesIO (which shares them, no copy), a file rewound."""
+    if isinstance(data, bytes):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
 @dataclass
 class _Watch:
     """What a decode checks as it goes: the duration limit, progress, cancellation."""
@@ -101,12 +166,11 @@ class _Watch:
     progress: Progress | None
     cancelled: threading.Event | None
     reported: int = 0
+    declared_s: float = 0.0  # the container header's duration, when it states one
 
     def __call__(self, total: int) -> None:
         if total > self.max_samples:
-            raise TooLong(
-                f"The audio is longer than the limit of {self.limits.max_duration_s:g} seconds."
-            )
+            raise too_long(self.limits.max_duration_s, self.declared_s)
         if self.cancelled is not None and self.cancelled.is_set():
             raise ClientClosedRequest("The decode was stopped: the client has gone.")
         if self.progress is not None and total - self.reported >= PROGRESS_EVERY:
@@ -143,6 +207,7 @@ def _decode_stream(container: av.container.InputContainer, watch: _Watch) -> np.
     expected = min(
         int(declared * 1.02 * SAMPLE_RATE) + SAMPLE_RATE, watch.max_samples + SAMPLE_RATE
     )
+    watch.declared_s = declared
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     samples = _Samples(expected)
     for frame in container.decode(stream):

@@ -4,8 +4,9 @@ answered on its own, so one bad file fails alone, and they share the model polit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from sensevoice_server.audio import Upload
 from sensevoice_server.errors import ServiceError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
@@ -16,7 +17,7 @@ IN_FLIGHT = 2  # one decoding while the other runs: the model stays fed
 
 async def transcribe_many(
     transcriber: Transcriber,
-    uploads: list[bytes | ServiceError],
+    uploads: Sequence[Upload | ServiceError],
     options: DecodeOptions,
     on_done: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:

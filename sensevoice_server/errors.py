@@ -84,6 +84,12 @@ class Busy(ServiceError):
         self.retry_after = max(1, retry_after)
 
 
+class TooManyFailures(Busy):
+    """Too many failed logins or API keys lately: this address (or everyone) must wait."""
+
+    code = "too_many_failures"
+
+
 class NotReady(ServiceError):
     """The model is not loaded yet, or the process is shutting down."""
 

@@ -1,5 +1,5 @@
 """Every output format, rendered from the one Transcript: the HTTP API, the UI's downloads and
-the batch CLI all write files through here (DESIGN.md, invariant 5).
+the batch CLI all write files through here (docs/ARCHITECTURE.md, invariant 5).
 
 - `txt`: the rich text (emotion and event emoji kept); `srt`, `vtt`: subtitles.py;
 - `json`: the native API's shape (segments with language, emotion, events, words);

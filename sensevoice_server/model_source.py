@@ -3,9 +3,10 @@
 A value that looks like a path is a path: it must be a directory holding what funasr reads
 (a missing one fails at once, naming it). Anything else is a hub id: a complete copy already
 in ModelScope's cache is used from there (no network at all), else the hub must answer
-within a few seconds, or start-up stops with one paragraph saying what failed and the two
-ways out. Without this, funasr spends 20-45 s in DNS timeouts after "running on" was
-printed, then reports the hub as "model ... is not registered".
+within a few seconds, or start-up stops with one paragraph saying what failed and the three
+ways out (local copies, the hub, or the test checkpoint to try the service). Without this,
+funasr spends 20-45 s in DNS timeouts after "running on" was printed, then reports the hub
+as "model ... is not registered" (docs/FACTS.md, "Loading models without a hub").
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ HUB_ALIASES = {
 BUILT_IN = {"silero-vad": "shipped in the silero-vad wheel"}
 REQUIRED_FILES = ("config.yaml", "model.pt")  # what funasr's AutoModel reads from a directory
 HUB_TIMEOUT_S = 5.0
+TRY_DIR = "/tmp/sensevoice-tiny"  # where the README builds the test checkpoint too
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,13 @@ def unreachable(remote: list[ModelSource], problem: str) -> str:
     names = " and ".join(f"{s.value} ({flag(s.setting)})" for s in remote)
     return (
         f"Cannot get {names}: not in the local model cache (~/.cache/modelscope), and the "
-        f"model hub cannot be reached from here ({problem}). Two ways out: (1) download the "
-        "models once on a machine with internet access, copy the directories here and point "
-        "at them: --model /path/to/SenseVoiceSmall --vad-model /path/to/fsmn-vad (or "
+        f"model hub cannot be reached from here ({problem}). Three ways out: (1) download "
+        "the models once on a machine with internet access, copy the directories here and "
+        "point at them: --model /path/to/SenseVoiceSmall --vad-model /path/to/fsmn-vad (or "
         "SENSEVOICE_MODEL and SENSEVOICE_VAD_MODEL; --vad-model silero-vad needs no "
-        "download at all); or (2) let this machine reach the hub and start again."
+        "download at all); (2) let this machine reach the hub and start again; or (3) to "
+        "try the service without any download, build the test checkpoint (random weights: "
+        "the words are nonsense, every code path is real): python -m "
+        f"sensevoice_server.testing.checkpoint --size tiny {TRY_DIR}, then start with "
+        f"--model {TRY_DIR} --vad-model silero-vad."
     )

@@ -2,15 +2,16 @@
 
 Front ends (the Gradio UI, the HTTP API, batch, live-stream finals) translate their own
 protocol into a call here and the result back; none of them calls the model itself
-(DESIGN.md, "The one path"). The path of an upload: upload-bytes cache key -> admission
+(docs/ARCHITECTURE.md, "The one path"). The path of an upload: upload-bytes cache key -> admission
 (a ticket, before any work) -> decode -> PCM cache key (identical concurrent requests
 computed once) -> engine -> cache. Hashing and decoding run in worker threads, never on
-the event loop.
+the event loop, and read a spooled upload in chunks: its bytes are never held whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from anyio import to_thread
 
 from sensevoice_server import audio
 from sensevoice_server.admission import Admission, Ticket
+from sensevoice_server.audio import Upload
 from sensevoice_server.cache import ResultCache, cache_key, sha256_hex
 from sensevoice_server.engine import DecodedSegment, Engine, EngineResult, Priority, Progress
 from sensevoice_server.engine.alignment import AlignedWord
@@ -86,7 +88,7 @@ class Transcriber:
         return self.admission.refusal()
 
     # --- uploads --------------------------------------------------------------------------
-    async def lookup(self, data: bytes, options: DecodeOptions) -> TranscriptionResult | None:
+    async def lookup(self, data: Upload, options: DecodeOptions) -> TranscriptionResult | None:
         """A cached answer for these exact upload bytes, without decoding them; else None."""
         check_options(options)
         key = await self._key("bytes", data, options)
@@ -94,7 +96,7 @@ class Transcriber:
 
     async def transcribe(
         self,
-        data: bytes,
+        data: Upload,
         options: DecodeOptions,
         progress: Progress | None = None,
         *,
@@ -172,7 +174,9 @@ class Transcriber:
         future = self.engine.submit(
             samples, options, use_vad=use_vad, priority=priority, progress=progress,
             on_segment=segment_decoded if on_segment else None,
-            admitted=priority == Priority.UPLOAD,
+            # uploads were admitted; a live final belongs to a stream opened before any
+            # drain, which must still get it (only partials, previews, stop at a drain)
+            admitted=priority != Priority.PARTIAL,
         )  # fmt: skip
         try:
             result = await asyncio.wrap_future(future)
@@ -197,10 +201,10 @@ class Transcriber:
         self.metrics.observe_transcript(result.transcript, result.processing_ms / 1000)
         return result
 
-    async def _key(self, kind: str, content: bytes | memoryview, options: DecodeOptions) -> str:
+    async def _key(self, kind: str, content: Upload | memoryview, options: DecodeOptions) -> str:
         if not self.engine.fingerprint:  # none before the model is loaded
             raise not_ready()
-        digest = await to_thread.run_sync(sha256_hex, content)  # 100 MB: 0.2 s, not on the loop
+        digest = await to_thread.run_sync(content_sha256, content)  # 100 MB: 0.2 s, off the loop
         return cache_key(kind, digest, language=options.language, use_itn=options.use_itn,
                          fingerprint=self.engine.fingerprint, extras=options.extras())  # fmt: skip
 
@@ -217,7 +221,7 @@ class Transcriber:
 
 
 async def decode_admitted(
-    data: bytes, limits: audio.AudioLimits, admission: Admission, ticket: Ticket
+    data: Upload, limits: audio.AudioLimits, admission: Admission, ticket: Ticket
 ) -> np.ndarray:
     """Decode in a worker thread, in one of the decode places (admission.py), the ticket
     growing with the audio found; a cancelled caller stops the decode."""
@@ -230,6 +234,17 @@ async def decode_admitted(
         except asyncio.CancelledError:
             cancelled.set()
             raise
+
+
+def content_sha256(content: Upload | memoryview) -> str:
+    """SHA-256 of the whole content; a file's is read in 256 KB chunks (hashlib.file_digest)
+    from its start, and equals the hash of the same bytes (`sha256_hex`), so an upload's
+    cache key does not depend on the way in (a spooled HTTP body or the UI's bytes)."""
+    if isinstance(content, bytes | memoryview):
+        return sha256_hex(content)
+    content.seek(0)
+    # typeshed's BinaryIO lacks the readinto() that spooled and real files have
+    return hashlib.file_digest(content, "sha256").hexdigest()  # type: ignore[arg-type]
 
 
 def stored_result(

@@ -9,15 +9,17 @@ docstrings) and one place where a wrong value stops start-up with a one-line hin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sensevoice_server.errors import StartupError
+from sensevoice_server.redaction import redact
 
 ENV_PREFIX = "SENSEVOICE_"
 # Variables of ours that are not server settings (the CLI client's and the benchmarks').
@@ -89,8 +91,8 @@ class Settings(BaseSettings):
     served_model_name: str = Field("sensevoice-small", min_length=1)
     """The model's name in answers and in /v1/models."""
     model_aliases: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["whisper-1"])
-    """Other names /v1 accepts for the same model (comma-separated), so OpenAI scripts run
-    unchanged; any other name is refused with OpenAI's model_not_found error."""
+    """Other names /v1 accepts for the same model (comma-separated or a JSON list), so OpenAI
+    scripts run unchanged; any other name is refused with OpenAI's model_not_found error."""
 
     # --- limits -------------------------------------------------------------------------
     max_upload_mb: float = Field(100.0, gt=0)
@@ -102,12 +104,27 @@ class Settings(BaseSettings):
     queue_max_audio_s: float = Field(7200.0, gt=0)
     """Seconds of audio that may be decoded and waiting for the model at once (about 230 MB
     of memory per hour); more get a 'busy' answer (HTTP 429) before they are decoded."""
+    max_inflight_upload_mb: float = Field(1000.0, gt=0)
+    """Megabytes of transcription uploads (/api, /v1) held at once, from their first byte to
+    their answer: each request's Content-Length, or its bytes counted as they arrive. More
+    get a 'busy' answer (HTTP 429) before their body is read. Bodies are spooled to disk
+    past 1 MB and hashed and decoded from there, so this bounds the temporary files (RAM
+    where /tmp is a tmpfs); one upload alone is always let in."""
     decode_concurrency: int = Field(default_factory=cores_given_to_process, ge=1)
     """Uploads decoded (PyAV) at the same time; the others wait their turn."""
     ui_concurrency: int = Field(4, ge=1)
     """Gradio events processed at once (they then wait in the engine queue)."""
     ui_queue_size: int = Field(64, ge=1)
     """Gradio events that may wait in Gradio's own queue."""
+    ui_upload_max_mb: float = Field(2000.0, gt=0)
+    """Megabytes Gradio's upload folder may hold (GRADIO_TEMP_DIR, else /tmp/gradio): the
+    web UI's and gradio_client's uploads, uploads in flight and the files the UI offers for
+    download. An upload beyond it gets a 'busy' answer (HTTP 429) before its body is read;
+    one upload alone is always let in."""
+    ui_upload_ttl_s: float = Field(3600.0, ge=1)
+    """Seconds an upload to the web UI (or gradio_client) is kept after it was last used, and
+    a file the UI offers for download after it was made (Gradio's delete_cache). Live tab
+    chunks and the Several files tab's files go as soon as they are read."""
     max_batch_files: int = Field(32, ge=1)
     """Files accepted in one /api/batch request."""
     max_batch_mb: float = Field(200.0, gt=0)
@@ -120,8 +137,18 @@ class Settings(BaseSettings):
     """Live streams (WebSocket and the UI's Live tab) one process holds at once; more are
     refused (close code 1013). 0 turns live streaming off."""
     live_idle_timeout_s: float = Field(30.0, gt=0)
-    """A live stream whose client sends nothing for this long is closed (what was heard is
-    decoded first); time spent waiting for the model does not count."""
+    """A live stream whose client sends nothing for this long (or too little audio: see
+    live_min_speed) is closed as idle, what was heard decoded first; time spent waiting for
+    the model does not count. A new connection has this long, at most 10 s, to send its config."""
+    live_min_speed: float = Field(0.5, ge=0, le=1)
+    """Least audio a live stream must keep sending, as a share of real time: each second of
+    audio buys 1/live_min_speed seconds of quiet, up to live_idle_timeout_s, so a trickle of a
+    few bytes cannot hold a place. 0: any audio frame restarts the idle timer."""
+    live_max_speed: float = Field(4.0, ge=1)
+    """Fastest a live stream may send audio, as a multiple of real time, once it is 60 s of
+    audio ahead of that pace (a short file sent at once fits); each frame counts as at least
+    5 ms, so a flood of tiny frames is too fast too. Beyond it the stream gets the finals of
+    what it sent, then is closed (1008, too_fast)."""
     live_max_session_s: float = Field(4 * 3600.0, gt=0)
     """Longest a live stream may last."""
     live_vad_threshold: float = Field(0.5, gt=0.15, lt=1.0)
@@ -149,10 +176,24 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """API keys (JSON list or comma-separated); when set, nothing transcribes without one:
     /api, /v1 and the WebSocket need a Bearer key, the web UI a login with a key."""
-    ui_auth: str | None = None
+    ui_auth: SecretStr | None = None
     """Protect the web UI with 'user:password' (also accepted when API keys are set)."""
     ui_public: bool = False
     """With API keys set, leave the web UI and the Gradio API it uses open to anyone."""
+    ui_session_hours: float = Field(7 * 24.0, gt=0)
+    """How long a web UI login lasts. This process holds the logins: logging out ends one at
+    once, and a restart ends them all."""
+    auth_free_failures: int = Field(5, ge=1)
+    """Failed logins or API keys one client address may make before it must wait (HTTP 429
+    with Retry-After): 1 s, doubling with each further failure up to auth_max_wait_s; a login
+    or 15 quiet minutes start it afresh. The address is the connection's, or X-Forwarded-For's
+    from a proxy on 127.0.0.1 (uvicorn's FORWARDED_ALLOW_IPS names others)."""
+    auth_max_wait_s: float = Field(60.0, ge=1)
+    """The longest wait a client address is given after failed logins or API keys."""
+    auth_failures_per_minute: int = Field(30, ge=1)
+    """Failed logins and API keys from all addresses together per minute; beyond it every
+    address that failed lately waits (HTTP 429) until the count falls, while an address
+    without failures is still heard."""
 
     @field_validator("device")
     @classmethod
@@ -171,17 +212,30 @@ class Settings(BaseSettings):
 
     @field_validator("ui_auth")
     @classmethod
-    def _user_and_password(cls, value: str | None) -> str | None:
-        if value is not None and (":" not in value or not value.partition(":")[2]):
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        _, colon, password = value.get_secret_value().partition(":") if value else ("", "", "")
+        if value is not None and not (colon and password):
             raise ValueError("must be user:password")
         return value
 
     @field_validator("api_keys", "model_aliases", mode="before")
     @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [key.strip() for key in value.split(",") if key.strip()]
-        return value
+    def _list(cls, value: object) -> object:
+        """A JSON list (["a", "b"]) or comma-separated values (a,b)."""
+        if not isinstance(value, str):
+            return value
+        if not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"not a valid JSON list ({error.msg} at character {error.pos}); write "
+                '["a", "b"] or a,b'
+            ) from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError('must be a JSON list of strings, such as ["a", "b"], or a,b')
+        return [item.strip() for item in items if item.strip()]
 
     @property
     def max_upload_bytes(self) -> int:
@@ -204,7 +258,8 @@ class Settings(BaseSettings):
 PRECEDENCE = """\
 Every flag is also an environment variable (shown with each flag). A flag given on the
 command line wins over its variable, which wins over the default. Lists (--api-keys,
---model-aliases) are comma-separated. See the README's Settings table for more.
+--model-aliases) are comma-separated or a JSON list (["a", "b"]). See the README's Settings
+table for more.
 """
 
 
@@ -265,8 +320,25 @@ def describe(error: ValidationError, given: dict[str, Any]) -> str:
             continue
         name = str(item["loc"][0])
         where = flag(name) if name in given else variable(name)
-        problems.append(f"{where}: {message} (got {item.get('input')!r})")
+        problems.append(f"{where}: {message} {echo(name, item.get('input'))}")
     return "; ".join(problems)
+
+
+def echo(name: str, value: object) -> str:
+    """The value given, for a start-up error: never a secret setting's, and never a password
+    or key in a URL form (a cache URL may carry one)."""
+    if name in SECRET_SETTINGS:
+        return "(the value is a secret: not shown)"
+    return f"(got {redact(repr(value))})"
+
+
+def holds_secret(annotation: object) -> bool:
+    return annotation is SecretStr or any(holds_secret(arg) for arg in get_args(annotation))
+
+
+SECRET_SETTINGS = frozenset(
+    name for name, field in Settings.model_fields.items() if holds_secret(field.annotation)
+)
 
 
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:

@@ -44,7 +44,7 @@ def cues(transcript: Transcript, limits: CueLimits = CueLimits()) -> list[Cue]:
     for segment in transcript.segments:
         if segment.text:
             built.extend(segment_cues(segment, limits))
-    return hold_short_cues(built)
+    return hold_short_cues(built, transcript.duration)
 
 
 def segment_cues(segment: Segment, limits: CueLimits) -> list[Cue]:
@@ -172,11 +172,16 @@ def decorations(rich: str) -> tuple[str, str]:
     return lead, trail
 
 
-def hold_short_cues(built: list[Cue]) -> list[Cue]:
+def hold_short_cues(built: list[Cue], duration: float) -> list[Cue]:
+    """Short cues stay on screen MIN_CUE_S, up to the next cue; no cue outlasts the audio
+    (holding the last one, or a word time that overruns the VAD's end by a few ms, would
+    otherwise show text after the player has stopped). A duration of 0 means unknown."""
     held = []
     for index, cue in enumerate(built):
         following = built[index + 1].start if index + 1 < len(built) else cue.start + MIN_CUE_S
         end = max(cue.end, min(cue.start + MIN_CUE_S, following))
+        if duration > 0:
+            end = max(cue.start, min(end, duration))
         held.append(Cue(cue.start, end, cue.lines, cue.speaker))
     return held
 

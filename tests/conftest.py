@@ -101,7 +101,8 @@ def model_env(tiny_model: Path, _export_started: Future[Path]) -> dict[str, str]
 
 @pytest.fixture(scope="session")
 def reference_model(tiny_model: Path) -> Any:
-    """The reference pipeline of DESIGN.md: what every front end must match."""
+    """The reference pipeline (docs/ARCHITECTURE.md, "Reference behaviour"): what every
+    front end must match."""
     return build_reference(str(tiny_model), ncpu=1)
 
 

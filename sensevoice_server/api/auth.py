@@ -4,31 +4,45 @@ When SENSEVOICE_API_KEYS is set, nothing transcribes anonymously: `/api`, `/v1` 
 `DELETE /cache` take `Authorization: Bearer <key>` (this dependency), the WebSocket a Bearer
 header or `?api_key=` (browsers cannot set headers there), and the web UI with the Gradio
 API behind it a Bearer header or a login cookie (login.py). Keys are compared in constant
-time against every key, so timing says nothing about which one matched.
+time against every key, so timing says nothing about which one matched. A client address
+that fails too often must wait (throttle.py); each failure is one WARNING line, which names
+the address and never the key or password that was tried.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import logging
+import math
 import secrets
 
 from fastapi import Request, WebSocket
-from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
-from sensevoice_server.errors import Unauthorized
+from sensevoice_server.api.errors import error_response
+from sensevoice_server.api.sessions import LoginSessions
+from sensevoice_server.api.throttle import FailureThrottle
+from sensevoice_server.errors import ServiceError, TooManyFailures, Unauthorized
+from sensevoice_server.logs import websocket_denied_on_purpose
 from sensevoice_server.settings import Settings
 
-COOKIE_CONTEXT = b"sensevoice-ui-login-v1"
+log = logging.getLogger(__name__)
+MAX_LOGGED_PATH = 100
 
 
 class Credentials:
-    """The secrets of one process: its API keys and the UI's user:password, if any."""
+    """The secrets of one process (its API keys, the UI's user:password), the logins they
+    opened, and the throttle that makes guessing them slow."""
 
     def __init__(self, settings: Settings) -> None:
         self.keys = [key.get_secret_value() for key in settings.api_keys]
-        self.ui_login = settings.ui_auth
+        self.ui_login = settings.ui_auth.get_secret_value() if settings.ui_auth else None
         self.ui_public = settings.ui_public
+        self.sessions = LoginSessions(settings.ui_session_hours * 3600)
+        self.throttle = FailureThrottle(
+            settings.auth_free_failures,
+            settings.auth_max_wait_s,
+            settings.auth_failures_per_minute,
+        )
 
     @property
     def keys_required(self) -> bool:
@@ -49,18 +63,30 @@ class Credentials:
             self.ui_login is not None and any_equal([self.ui_login], f"{user}:{password}")
         )
 
-    def cookie_for(self, user: str, password: str) -> str:
-        """A login cookie derived from the secret that was accepted: it stays valid across
-        restarts and replicas, and stops working when that key or password is removed."""
-        return cookie_value(password if self.valid_key(password) else f"{user}:{password}")
+    def check_key(self, given: str, address: str, path: str) -> bool:
+        """Whether `given` is an API key, asked only of an address that need not wait
+        (TooManyFailures otherwise); a wrong key counts against `address`."""
+        self.refuse_if_waiting(address)
+        if self.valid_key(given):
+            return True
+        self.failed(address, f"wrong API key for {path[:MAX_LOGGED_PATH]!r}")
+        return False
 
-    def valid_cookie(self, cookie: str) -> bool:
-        accepted = [*self.keys, *([self.ui_login] if self.ui_login else [])]
-        return any_equal([cookie_value(secret) for secret in accepted], cookie)
+    def refuse_if_waiting(self, address: str) -> None:
+        wait = math.ceil(self.throttle.wait_s(address))
+        if wait > 0:
+            raise TooManyFailures(
+                f"Too many failed logins or API keys lately; try again in {wait} s.",
+                retry_after=wait,
+            )
 
-
-def cookie_value(secret: str) -> str:
-    return hmac.new(secret.encode(), COOKIE_CONTEXT, hashlib.sha256).hexdigest()
+    def failed(self, address: str, what: str) -> int:
+        """Count and log a failure; the whole seconds `address` must now wait (0: none)."""
+        failure = self.throttle.failed(address)
+        wait = math.ceil(failure.wait_s)
+        log.warning("%s from %s (%d failed lately%s)", what, address, failure.failures,
+                    f"; it now waits {wait} s" if wait else "")  # fmt: skip
+        return wait
 
 
 def any_equal(candidates: list[str], given: str) -> bool:
@@ -74,6 +100,12 @@ def bearer_token(authorization: str) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address (uvicorn puts X-Forwarded-For's there for a trusted proxy)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 async def require_api_key(request: Request) -> None:
     """FastAPI dependency; a no-op when no keys are set (SENSEVOICE_API_KEYS)."""
     credentials: Credentials = request.app.state.credentials
@@ -82,7 +114,7 @@ async def require_api_key(request: Request) -> None:
     given = bearer_token(request.headers.get("authorization", ""))
     if not given:
         raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'.")
-    if not credentials.valid_key(given):
+    if not credentials.check_key(given, client_address(request.scope), request.url.path):
         raise Unauthorized("The API key is not valid.")
 
 
@@ -97,17 +129,27 @@ async def websocket_authorized(websocket: WebSocket, settings: Settings) -> bool
     given = bearer_token(websocket.headers.get("authorization", "")) or (
         websocket.query_params.get("api_key")
     )
-    if given and credentials.valid_key(given):
-        return True
-    body = {"error": {"message": "Missing or invalid API key: send 'Authorization: Bearer "
-                      "<key>' or ?api_key=<key>.", "type": "authentication_error",
-                      "param": None, "code": "invalid_api_key"}}  # fmt: skip
+    address = client_address(websocket.scope)
+    refusal: ServiceError
     try:
-        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        await websocket.send_denial_response(response)
-    except RuntimeError:  # a server without the ASGI denial-response extension
-        await websocket.close(1008, reason="invalid_api_key")
+        if given and credentials.check_key(given, address, websocket.url.path):
+            return True
+        refusal = Unauthorized(
+            "Missing or invalid API key: send 'Authorization: Bearer <key>' or ?api_key=<key>."
+        )
+    except TooManyFailures as waiting:
+        refusal = waiting
+    await deny(websocket, refusal)
     return False
+
+
+async def deny(websocket: WebSocket, refusal: ServiceError) -> None:
+    """Refuse the upgrade with an HTTP answer (its status and Retry-After reach the client)."""
+    websocket_denied_on_purpose()  # logs.py: uvicorn would log this refusal as an ERROR
+    try:
+        await websocket.send_denial_response(error_response(refusal))
+    except RuntimeError:  # a server without the ASGI denial-response extension
+        await websocket.close(1008, reason=refusal.code)
 
 
 def describe_access(credentials: Credentials, api_paths: str = "/api, /v1, /ws") -> str:

@@ -5,7 +5,8 @@ text (the deltas add up to the final text), `transcript.text.segment` with its s
 diarized_json was asked for, and `transcript.text.done` with the whole text. The answer's
 status is decided before the stream starts: the upload is admitted and decoded first, so a
 bad file still gets its 4xx; the stream begins with the first segment (or the whole answer,
-from the cache).
+from the cache). A client that leaves before then stops the work at once (a 499 in the
+access log), as one that leaves mid-stream does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from sensevoice_server import formats
-from sensevoice_server.api.uploads import log_result
+from sensevoice_server.api.uploads import log_result, unless_client_leaves
+from sensevoice_server.audio import Upload
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
 from sensevoice_server.transcript import Joiner, Segment
@@ -28,7 +30,7 @@ from sensevoice_server.transcript import Joiner, Segment
 async def stream_transcription(
     request: Request,
     transcriber: Transcriber,
-    data: bytes,
+    data: Upload,
     options: DecodeOptions,
     *,
     diarized: bool,
@@ -41,7 +43,16 @@ async def stream_transcription(
 
     work = asyncio.ensure_future(transcriber.transcribe(data, options, on_segment=decoded))
     first = asyncio.ensure_future(segments.get())
-    await asyncio.wait({work, first}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        # Until the first segment (the VAD over a long file takes seconds) nothing is sent, so
+        # a client that leaves is noticed by watching for its disconnect, and the work stops.
+        await unless_client_leaves(
+            request, asyncio.wait({work, first}, return_when=asyncio.FIRST_COMPLETED)
+        )
+    except BaseException:
+        work.cancel()
+        first.cancel()
+        raise
     if work.done() and work.exception() is not None:
         first.cancel()
         raise work.exception()  # type: ignore[misc]  # rendered by api/errors.py, as usual

@@ -23,6 +23,8 @@ from gradio_client.utils import is_file_obj_with_meta, traverse
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sensevoice_server.api.gradio_uploads import STAGING
+
 # The Gradio routes whose JSON body carries input data (and so file references).
 DATA_ROUTES = re.compile(r"^/gradio_api/(queue/join|call/|call/v2/|run/|api/|stream/)")
 REFUSAL = (
@@ -34,14 +36,17 @@ MAX_JSON_BYTES = 1_000_000  # an event's JSON holds file references, never the a
 
 
 def is_uploaded_file(path: object, upload_folder: Path) -> bool:
-    """A regular file inside Gradio's upload folder, after following every symlink.
+    """A regular file inside Gradio's upload folder, after following every symlink, and not
+    one still being uploaded (api/gradio_uploads.py stages those).
 
     `os.stat` does not open the file, so a FIFO or a device is refused without blocking.
     """
     if not isinstance(path, str) or "://" in path:
         return False
     resolved = Path(os.path.realpath(path))
-    if not resolved.is_relative_to(upload_folder):
+    if not resolved.is_relative_to(upload_folder) or resolved.is_relative_to(
+        upload_folder / STAGING
+    ):
         return False
     try:
         return stat.S_ISREG(os.stat(resolved).st_mode)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sensevoice_server.api.errors import error_response
+from sensevoice_server.api.refusal import content_length, refuse, refuse_midway
 from sensevoice_server.errors import TooLarge
 
 MULTIPART_SLACK = 64 * 1024  # room for the form fields and part headers beside the file
@@ -37,50 +37,11 @@ class BodyLimit:
         limit, refusal = self.limit_for(scope["path"])
         declared = content_length(scope)
         if declared is not None and declared > limit:
-            await error_response(refusal, headers={"Connection": "close"})(scope, receive, send)
+            await refuse(refusal, scope, receive, send, discard=False)
             return
-        await self._guarded(scope, receive, send, limit, refusal)
 
-    async def _guarded(
-        self, scope: Scope, receive: Receive, send: Send, limit: int, refusal: TooLarge
-    ) -> None:
-        received = 0
-        tripped = False
-        started = False
+        def over_limit(received: int) -> TooLarge | None:
+            return refusal if received > limit else None
 
-        async def counting_receive() -> Message:
-            nonlocal received, tripped
-            if tripped:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    tripped = True
-                    return {"type": "http.disconnect"}  # the app stops reading here
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if tripped:
-                return  # the app's own answer to a body it never saw whole is not sent
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not tripped:
-                raise
-        if tripped and not started:
-            await error_response(refusal, headers={"Connection": "close"})(scope, receive, send)
-
-
-def content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers") or []:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        # a body past the limit is not read on: the client sees a reset if it goes on sending
+        await refuse_midway(self.app, scope, receive, send, over_limit, discard=False)

@@ -6,6 +6,10 @@ front of the whole mount instead. A request passes with `Authorization: Bearer <
 cookie that `POST /login` sets; otherwise a browser is sent to the login page and any other
 client gets a 401 in the API's error shape. Our own API routes check keys themselves and the
 health, readiness and metrics routes stay open, so they are let through untouched.
+
+The cookie holds a login's random id (sessions.py), so `POST /logout` ends it for good.
+Failed logins count against the client's address like wrong API keys (throttle.py): after a
+few, it gets 429 with Retry-After, the password unchecked, until its wait is over.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sensevoice_server.api.auth import Credentials, bearer_token
+from sensevoice_server.api.auth import Credentials, bearer_token, client_address
+from sensevoice_server.api.errors import error_response
+from sensevoice_server.errors import TooManyFailures
 
 COOKIE = "sensevoice_login"
 router = APIRouter(include_in_schema=False)
@@ -46,22 +52,30 @@ class UiLoginRequired:
             or not self.credentials.ui_login_required
             or scope["path"] in self.own_paths
             or scope["path"].startswith(self.own_prefixes)
-            or self._authorized(scope)
         ):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
+        waiting: TooManyFailures | None = None
+        try:
+            authorized = self._authorized(scope)
+        except TooManyFailures as error:
+            authorized, waiting = False, error
+        if authorized:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "login required"})
-            return
-        await self._refusal(scope)(scope, receive, send)
+        else:
+            refusal = error_response(waiting) if waiting else self._refusal(scope)
+            await refusal(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
+        """A Bearer key, when one is sent (a wrong one counts as a failure), else the cookie
+        of a live login."""
         headers = dict(scope.get("headers") or [])
         token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-        if token is not None and self.credentials.valid_key(token):
-            return True
-        cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
-        return COOKIE in cookies and self.credentials.valid_cookie(cookies[COOKIE].value)
+        if token is not None:
+            return self.credentials.check_key(token, client_address(scope), scope["path"])
+        return self.credentials.sessions.valid(login_cookie(headers))
 
     def _refusal(self, scope: Scope) -> Response:
         headers = dict(scope.get("headers") or [])
@@ -94,6 +108,22 @@ button{{margin-top:1rem;padding:.5rem 1.2rem}}.error{{color:#b00020}}</style></h
 """
 
 
+LOGOUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SenseVoice: log out</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
+button{margin-top:1rem;padding:.5rem 1.2rem}</style></head>
+<body><h1>SenseVoice</h1><p>Log out of this server?</p>
+<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>
+</body></html>
+"""
+
+
+def login_cookie(headers: dict[bytes, bytes]) -> str:
+    cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    return cookies[COOKIE].value if COOKIE in cookies else ""
+
+
 def safe_next(target: str) -> str:
     """Only a path on this server: an open redirect would hand our login to someone else."""
     parts = urlsplit(target)
@@ -102,9 +132,17 @@ def safe_next(target: str) -> str:
     return target
 
 
+def login_form(next: str, error: str = "", status: int = 200, wait_s: int = 0) -> HTMLResponse:
+    """The login page, with `error` (plain text) above the form."""
+    shown = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
+    headers = {"Retry-After": str(wait_s)} if wait_s else None
+    page = PAGE.format(error=shown, next=html.escape(safe_next(next)))
+    return HTMLResponse(page, status_code=status, headers=headers)
+
+
 @router.get("/login")
 async def login_page(next: str = "/") -> HTMLResponse:
-    return HTMLResponse(PAGE.format(error="", next=html.escape(safe_next(next))))
+    return login_form(next)
 
 
 @router.post("/login")
@@ -112,20 +150,36 @@ async def login(
     request: Request, password: str = Form(""), user: str = Form(""), next: str = Form("/")
 ) -> Response:
     credentials: Credentials = request.app.state.credentials
+    address = client_address(request.scope)
+    try:
+        credentials.refuse_if_waiting(address)
+    except TooManyFailures as waiting:
+        return login_form(next, waiting.message, status=429, wait_s=waiting.retry_after or 1)
     if not credentials.valid_login(user, password):
-        page = PAGE.format(error='<p class="error" id="login-error">Wrong user or password.</p>',
-                           next=html.escape(safe_next(next)))  # fmt: skip
-        return HTMLResponse(page, status_code=401)
+        wait = credentials.failed(address, "failed login")
+        later = f" Wait {wait} s before the next try." if wait else ""
+        return login_form(next, "Wrong user or password." + later, status=401, wait_s=wait)
+    credentials.throttle.succeeded(address)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
-        COOKIE, credentials.cookie_for(user, password), httponly=True, samesite="lax",
-        secure=request.url.scheme == "https", max_age=30 * 24 * 3600,
+        COOKIE, credentials.sessions.open(), httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", max_age=int(credentials.sessions.lifetime_s),
     )  # fmt: skip
     return response
 
 
 @router.get("/logout")
-async def logout() -> Response:
+async def logout_page() -> HTMLResponse:
+    """A page whose button logs out: a GET changes nothing (a link or a prefetch must not
+    log anyone out), so a "Log out" link can point here."""
+    return HTMLResponse(LOGOUT_PAGE)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End this login: its cookie grants nothing any more, wherever a copy of it is."""
+    credentials: Credentials = request.app.state.credentials
+    credentials.sessions.end(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

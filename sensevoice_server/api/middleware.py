@@ -2,7 +2,8 @@
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming and WebSocket traffic pass through untouched.
 uvicorn's own access log is off (main.py), so each request is logged once, here, with what
-the route knew: cache hit, inference time, audio seconds.
+the route knew: cache hit, inference time, audio seconds. A refusal raised after its answer
+began (Gradio does this) ends that answer with one INFO line instead of a logged traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import time
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sensevoice_server.api.errors import error_response
@@ -51,15 +53,26 @@ class RequestLog:
             return
         started = time.perf_counter()
         status = 500
+        body_done: bool | None = None  # None: no answer begun; False: its body is not done
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, body_done
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, body_done = message["status"], False
+            elif message["type"] == "http.response.body":
+                body_done = not message.get("more_body", False)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as error:
+            refusal = late_refusal(error)
+            if body_done is not False or refusal is None:
+                raise
+            access_log.info("%s %s: refused after its answer began (%d %s); ended it there",
+                            scope["method"], scope["path"], refusal.status_code,
+                            refusal.detail)  # fmt: skip
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             elapsed = time.perf_counter() - started
             route = self._route_of(scope)
@@ -78,6 +91,25 @@ class RequestLog:
                                   "ms": round(elapsed * 1000, 1),
                                   **scope.get("state", {}).get("log_fields", {})}  # fmt: skip
         access_log.log(level, access_line(fields), extra={"fields": fields})
+
+
+def late_refusal(error: BaseException) -> HTTPException | None:
+    """A 4xx HTTPException in `error`'s chain: a refusal raised after the answer began.
+
+    The gap: Gradio's event stream (`GET /gradio_api/queue/data`) raises HTTPException(404)
+    for an unknown session_hash from inside its streaming body (gradio/routes.py,
+    sse_stream), when the 200 has already gone out; Starlette then wraps it in a
+    RuntimeError and uvicorn logs an ERROR with two tracebacks, for any anonymous client.
+    Gradio has sent its own "session not found" message by then; this ends the body.
+    """
+    seen: BaseException | None = error
+    for _ in range(8):  # a chain is short; a cycle must not loop forever
+        if seen is None:
+            break
+        if isinstance(seen, HTTPException) and 400 <= seen.status_code < 500:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def access_line(fields: dict[str, Any]) -> str:

@@ -9,16 +9,25 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from sensevoice_server.api.auth import require_api_key
 from sensevoice_server.api.deps import TranscriberDep
 from sensevoice_server.api.errors import error_body
-from sensevoice_server.api.schemas import ERROR_RESPONSES, BatchItemOut, BatchOut, TranscriptionOut
+from sensevoice_server.api.schemas import (
+    ERROR_RESPONSES,
+    BatchItemOut,
+    BatchOut,
+    Document,
+    TranscriptionOut,
+    form_schema,
+)
 from sensevoice_server.api.uploads import (
     log_result,
     one_file_part,
-    read_upload,
+    spooled_upload,
     unless_client_leaves,
 )
+from sensevoice_server.audio import Upload
 from sensevoice_server.batch import transcribe_many
 from sensevoice_server.errors import BadRequest, NotFound, ServiceError
 from sensevoice_server.options import DecodeOptions, Language
+from sensevoice_server.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["transcription"], dependencies=[Depends(require_api_key)])
 
@@ -56,7 +65,7 @@ async def transcribe(
     word_timestamps: WordsForm = False,
     num_speakers: SpeakersForm = None,
 ) -> TranscriptionOut:
-    data = await read_upload(file, transcriber.limits)
+    data = spooled_upload(file, transcriber.limits)
     options = decode_options(transcriber, language, use_itn, word_timestamps, num_speakers)
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
@@ -72,7 +81,10 @@ async def transcribe(
 async def batch(
     request: Request,
     transcriber: TranscriberDep,
-    files: Annotated[list[UploadFile], File(description="Audio files, one part each.")],
+    files: Annotated[
+        list[UploadFile],
+        File(min_length=1, description="Audio files, one part each (at most max_batch_files)."),
+    ],
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
     word_timestamps: WordsForm = False,
@@ -98,13 +110,23 @@ def decode_options(
     return DecodeOptions(language, use_itn, word_timestamps=words, num_speakers=speakers)
 
 
+def describe_forms(document: Document, settings: Settings) -> None:
+    """The forms as this server takes them (api/schemas.py): num_speakers only with speaker
+    labels on, and a batch of at most `max_batch_files` files."""
+    forms = {path: form_schema(document, path) for path in ("/api/transcribe", "/api/batch")}
+    if not settings.speakers:
+        for form in forms.values():
+            form["properties"].pop("num_speakers", None)
+    forms["/api/batch"]["properties"]["files"]["maxItems"] = settings.max_batch_files
+
+
 async def transcribe_all(
     transcriber: TranscriberDep, files: list[UploadFile], options: DecodeOptions
 ) -> list[BatchItemOut]:
-    uploads: list[bytes | ServiceError] = []
+    uploads: list[Upload | ServiceError] = []
     for file in files:
         try:
-            uploads.append(await read_upload(file, transcriber.limits))
+            uploads.append(spooled_upload(file, transcriber.limits))
         except ServiceError as error:
             uploads.append(error)
     outcomes = await transcribe_many(transcriber, uploads, options)

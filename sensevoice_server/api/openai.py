@@ -20,15 +20,21 @@ from sensevoice_server.api.auth import require_api_key
 from sensevoice_server.api.deps import SettingsDep, TranscriberDep
 from sensevoice_server.api.errors import quoted
 from sensevoice_server.api.events import stream_transcription
-from sensevoice_server.api.schemas import ERROR_RESPONSES, ModelListOut, ModelOut
+from sensevoice_server.api.schemas import (
+    ERROR_RESPONSES,
+    Document,
+    ModelListOut,
+    ModelOut,
+    form_schema,
+)
 from sensevoice_server.api.uploads import (
     log_result,
     one_file_part,
-    read_upload,
+    spooled_upload,
     unless_client_leaves,
 )
 from sensevoice_server.errors import BadRequest, ModelNotFound, NotFound
-from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.options import DecodeOptions, Language
 from sensevoice_server.service import TranscriptionResult
 from sensevoice_server.settings import Settings
 from sensevoice_server.subtitles import CueLimits, to_srt, to_vtt
@@ -55,11 +61,17 @@ async def list_models(settings: SettingsDep) -> ModelListOut:
     responses={
         **ERROR_RESPONSES,
         200: {
-            "description": "json, verbose_json and diarized_json as JSON; text, srt and vtt "
-            "as plain text; with stream=true, server-sent events.",
+            "description": "json, verbose_json and diarized_json as JSON; text as plain text; "
+            "srt and vtt as subtitles; with stream=true, server-sent events.",
             "content": {
                 "application/json": {"example": {"text": "Hello, this is a test.😊"}},
                 "text/plain": {"example": "Hello, this is a test.😊"},
+                "application/x-subrip": {
+                    "example": "1\n00:00:00,230 --> 00:00:02,690\nHello, this is a test.😊\n"
+                },
+                "text/vtt": {
+                    "example": "WEBVTT\n\n00:00:00.230 --> 00:00:02.690\nHello, this is a test.😊\n"
+                },
                 "text/event-stream": {
                     "example": 'data: {"type": "transcript.text.delta", "delta": "Hello"}'
                 },
@@ -79,7 +91,11 @@ async def create_transcription(
     ],
     model: Annotated[str, Form(min_length=1, description="A name listed by GET /v1/models.")],
     language: Annotated[
-        str | None, Form(description="zh, en, yue, ja, ko; empty to detect.")
+        Language | None,
+        Form(
+            description="zh, en, yue, ja or ko (ISO-639-1, as OpenAI's); left out, empty or "
+            "auto to detect; nospeech (SenseVoice's own)."
+        ),
     ] = None,
     prompt: Annotated[str | None, Form(description="Accepted and ignored.")] = None,
     response_format: Annotated[ResponseFormat, Form()] = "json",
@@ -119,10 +135,10 @@ async def create_transcription(
     subtitles = response_format in ("srt", "vtt")
     words = (subtitles and not timestamp_granularities) or "word" in granularities
     options = DecodeOptions(
-        language=parse_language(language), use_itn=True, word_timestamps=words,
+        language=language or "auto", use_itn=True, word_timestamps=words,
         logprobs="logprobs" in (include or []),
     )  # fmt: skip
-    data = await read_upload(file, transcriber.limits)
+    data = spooled_upload(file, transcriber.limits)
     if stream:
         return await stream_transcription(
             request, transcriber, data, options, diarized=response_format == "diarized_json"
@@ -148,16 +164,13 @@ def check_model(model: str, settings: Settings) -> None:
         )
 
 
-def parse_language(language: str | None) -> str:
-    if not language:
-        return "auto"
-    code = language.strip().lower()
-    if code not in LANGUAGES:
-        raise BadRequest(
-            f"Unsupported language {quoted(language)}; use zh, en, yue, ja, ko, or leave it empty.",
-            param="language",
-        )
-    return code
+def describe_form(document: Document, settings: Settings) -> None:
+    """The form as this server takes it (api/schemas.py): the model names it serves, and
+    diarized_json only with speaker labels on."""
+    fields = form_schema(document, "/v1/audio/transcriptions")["properties"]
+    fields["model"]["enum"] = served_names(settings)
+    if not settings.speakers:
+        fields["response_format"]["enum"].remove("diarized_json")
 
 
 def render(

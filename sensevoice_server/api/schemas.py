@@ -1,14 +1,30 @@
-"""The JSON shapes of the HTTP API, as pydantic models so /docs describes them exactly."""
+"""The JSON shapes of the HTTP API, as pydantic models so /docs describes them exactly; and
+/openapi.json as this server takes requests (`serve_openapi`).
+
+FastAPI derives each route's form from its signature, which cannot know two things: a form
+field has no null (multipart has no way to send one: an optional field is one a client
+leaves out), and some of what a route takes depends on the server's settings (the model
+names served, whether speaker labels are on, how many files a batch may hold). The document
+is corrected for both once, when first asked for, so that a request the schema allows is one
+the route accepts (tests/unit/test_openapi.py holds them to it with schemathesis).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from sensevoice_server import formats
 from sensevoice_server.api.errors import ErrorBody, ErrorOut
 from sensevoice_server.service import TranscriptionResult
+from sensevoice_server.settings import Settings
+
+Document = dict[str, Any]
+FormRefinement = Callable[[Document, Settings], None]
+"""Corrects a route's form in the OpenAPI document for the server's settings."""
 
 
 class WordOut(BaseModel):
@@ -94,3 +110,60 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         503: "Model not loaded yet, or shutting down; see Retry-After",
     }.items()
 }
+
+
+# --- /openapi.json as served ----------------------------------------------------------------
+def serve_openapi(app: FastAPI, settings: Settings, refinements: list[FormRefinement]) -> None:
+    """Make `app.openapi()` (FastAPI's document, cached on the app) describe forms as they
+    are sent, and each route's form as `refinements` correct it for `settings`."""
+    build = app.openapi
+
+    def document() -> Document:
+        if app.openapi_schema is None:
+            built = build()
+            for form in multipart_forms(built):
+                for name, field in form.get("properties", {}).items():
+                    form["properties"][name] = without_null(field)
+            for refine in refinements:
+                refine(built, settings)
+        return app.openapi_schema  # type: ignore[return-value]  # built above
+
+    app.openapi = document  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def multipart_forms(document: Document) -> list[Document]:
+    """The schema of every multipart/form-data request body, each once."""
+    forms: dict[str, Document] = {}
+    for path in document.get("paths", {}):
+        for method in document["paths"][path]:
+            content = document["paths"][path][method].get("requestBody", {}).get("content", {})
+            if "multipart/form-data" in content:
+                ref = content["multipart/form-data"]["schema"].get("$ref", "")
+                forms.setdefault(ref, form_schema(document, path, method))
+    return list(forms.values())
+
+
+def form_schema(document: Document, path: str, method: str = "post") -> Document:
+    """The schema of a route's multipart form (the component FastAPI's `$ref` names)."""
+    body = document["paths"][path][method]["requestBody"]["content"]["multipart/form-data"]
+    schema: Document = body["schema"]
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: Document = document
+    for part in ref.removeprefix("#/").split("/"):
+        found = found[part]
+    return found
+
+
+def without_null(field: Document) -> Document:
+    """A form field's schema without its `null` alternative (`int | None` is
+    `anyOf: [integer, null]`): a client says "none" by leaving the field out."""
+    options = field.get("anyOf")
+    if not options:
+        return field
+    kept = [option for option in options if option.get("type") != "null"]
+    if len(kept) == len(options):
+        return field
+    rest = {key: value for key, value in field.items() if key != "anyOf"}
+    return {**kept[0], **rest} if len(kept) == 1 else {**rest, "anyOf": kept}

@@ -1,7 +1,9 @@
 """`WS /ws/transcribe`: live captions for a stream of raw PCM audio.
 
 The messages are defined in live/protocol.py; this route only moves them between the socket
-and a `LiveSession`. Without a valid API key (when keys are set) the upgrade itself is
+and a `LiveStream`, whose rules (idle, pace, the drain) are the live core's. A connection
+takes one of the process's live places only once its config is valid, and has a short
+deadline to send it. Without a valid API key (when keys are set) the upgrade itself is
 refused with HTTP 401.
 """
 
@@ -9,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.errors import PolicyViolation, StreamError, TryAgainLater, UnsupportedData
-from sensevoice_server.live import LiveSession, LiveSessions
+from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.protocol import (
     CONFIG,
     CONTROL,
@@ -34,6 +36,7 @@ from sensevoice_server.settings import Settings
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 T = TypeVar("T")
+CONFIG_DEADLINE_S = 10.0  # at most this long (or the idle limit) to send the config
 
 
 class ClientGone(Exception):
@@ -49,23 +52,22 @@ async def transcribe_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         async with asyncio.timeout(settings.live_max_session_s):
-            slot = sessions.reserve()  # refused at once when full, before any config
-            try:
-                config = await receive_config(websocket, settings.live_idle_timeout_s)
+            deadline = min(settings.live_idle_timeout_s, CONFIG_DEADLINE_S)
+            config = await receive_config(websocket, deadline)
+            options = DecodeOptions(language=config.language, use_itn=config.use_itn,
+                                    word_timestamps=config.word_timestamps)  # fmt: skip
+            # the place is taken only now, so silent connections hold none (and during a
+            # drain, opening is what answers "going away")
+            async with sessions.open(
+                options, sample_rate=config.sample_rate, session_id=config.session_id
+            ) as stream:
                 if not websocket.app.state.transcriber.ready:
                     raise TryAgainLater("The model is not ready; try again shortly.", "not_ready")
-                options = DecodeOptions(language=config.language, use_itn=config.use_itn,
-                                        word_timestamps=config.word_timestamps)  # fmt: skip
-                async with sessions.open(
-                    options, sample_rate=config.sample_rate, session_id=config.session_id,
-                    slot=slot,
-                ) as session:  # fmt: skip
-                    assert slot.session_id is not None
-                    ready = Ready(session_id=slot.session_id, next_segment=session.next_segment)
-                    await send(websocket, ready)
-                    await run_session(websocket, session, config, settings.live_idle_timeout_s)
-            finally:
-                slot.release()
+                ready = Ready(
+                    session_id=stream.session_id, next_segment=stream.session.next_segment
+                )
+                await send(websocket, ready)
+                await run_session(websocket, stream, config)
         await send(websocket, Done())
         await websocket.close(1000)
     except StreamError as error:
@@ -80,8 +82,16 @@ async def transcribe_stream(websocket: WebSocket) -> None:
         await fail(websocket, StreamError("Internal error; the stream was closed."))
 
 
-async def receive_config(websocket: WebSocket, idle_s: float) -> StreamConfig:
-    message = await receive(websocket, idle_s)
+async def receive_config(websocket: WebSocket, deadline_s: float) -> StreamConfig:
+    try:
+        async with asyncio.timeout(deadline_s):
+            message = await websocket.receive()
+    except TimeoutError:
+        raise PolicyViolation(
+            f"No config received within {deadline_s:g} s of connecting.", "idle_timeout"
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        raise ClientGone
     if message.get("text") is None:
         raise PolicyViolation(
             "The first message must be the JSON config, before any audio.", "invalid_config"
@@ -119,69 +129,53 @@ def session_id_of(websocket: WebSocket, config: StreamConfig) -> str | None:
     return in_url
 
 
-async def run_session(
-    websocket: WebSocket, session: LiveSession, config: StreamConfig, idle_s: float
-) -> None:
+async def run_session(websocket: WebSocket, stream: LiveStream, config: StreamConfig) -> None:
     """Receive audio and send results side by side until the results are all out.
 
-    A client that goes quiet mid-utterance still gets the final of what it said: the idle
-    limit ends the audio, the session decodes what was heard, and only then is the stream
-    closed as idle.
+    When the stream ends on the server's terms (idle, too fast, the server shutting down),
+    the client still gets the finals of what it sent: the audio ends there, the session
+    decodes what was heard, and only then is the stream closed with the reason.
     """
-    idle: PolicyViolation | None = None
+    ending: StreamError | None = None
 
     async def receive_then_finish() -> None:
-        nonlocal idle
+        nonlocal ending
         try:
-            await receive_audio(websocket, session, config.format, idle_s)
-        except PolicyViolation as error:
-            if error.code != "idle_timeout":
-                raise
-            idle = error
-        await session.finish()
+            await receive_audio(websocket, stream, config.format)
+        except Stop as stop:
+            ending = stop.error
+        await stream.finish()
 
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(receive_then_finish())
-            group.create_task(send_results(websocket, session))
+            group.create_task(send_results(websocket, stream))
     except BaseExceptionGroup as group:
         raise primary(group) from None
-    if idle is not None:
-        raise idle
+    if ending is not None:
+        raise ending
 
 
-async def receive_audio(
-    websocket: WebSocket, session: LiveSession, fmt: str, idle_s: float
-) -> None:
+async def receive_audio(websocket: WebSocket, stream: LiveStream, fmt: str) -> None:
     while True:
-        message = await receive(websocket, idle_s)
+        message = await stream.receive(websocket.receive)  # the idle rule and the drain
+        if message["type"] == "websocket.disconnect":
+            raise ClientGone
         if (data := message.get("bytes")) is not None:
-            await session.feed(pcm_samples(data, fmt))
+            await stream.feed(pcm_samples(data, fmt))
             continue
         parse(CONTROL, message.get("text") or "", UnsupportedData, "invalid_message", "message")
         return
 
 
-async def send_results(websocket: WebSocket, session: LiveSession) -> None:
-    while (event := await session.events.get()) is not None:
+async def send_results(websocket: WebSocket, stream: LiveStream) -> None:
+    while (event := await stream.session.events.get()) is not None:
         if isinstance(event, StreamError):
             raise event
         await send(websocket, event)
 
 
 # --- helpers --------------------------------------------------------------------------------
-async def receive(websocket: WebSocket, idle_s: float) -> dict[str, Any]:
-    """The next message; only the client's silence counts toward the idle limit."""
-    try:
-        async with asyncio.timeout(idle_s):
-            message = await websocket.receive()
-    except TimeoutError:
-        raise PolicyViolation(f"Nothing received for {idle_s:g} s.", "idle_timeout") from None
-    if message["type"] == "websocket.disconnect":
-        raise ClientGone
-    return dict(message)
-
-
 async def send(websocket: WebSocket, message: BaseModel) -> None:
     try:
         await websocket.send_text(message.model_dump_json())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sensevoice_server.cache.store import CorruptEntry, decode, encode
+from sensevoice_server.redaction import redact
 
 
 class RedisStore:
@@ -19,7 +19,8 @@ class RedisStore:
     Timeouts are short and retries few, so a dead Redis costs each call milliseconds (refused)
     or about a second at worst (unreachable host). redis-py reconnects on its own: it checks a
     pooled connection as it takes it and reopens one the server closed (a restart), and its
-    one retry covers a connection that drops mid-command (tests/test_cache.py checks both).
+    one retry covers a connection that drops mid-command (a restart:
+    tests/e2e/test_cache_stores.py::test_redis_outage_is_a_fast_miss_and_a_restart_is_picked_up).
     Size is bounded by Redis itself: give it `maxmemory` and `maxmemory-policy allkeys-lru`.
     """
 
@@ -103,12 +104,3 @@ class RedisStore:
 
     def close(self) -> None:
         self._redis.close()
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and stats."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -14,28 +14,33 @@ from urllib.parse import urlsplit
 import redis
 from anyio import to_thread
 
-from sensevoice_server.cache.redis_store import RedisStore, redact
+from sensevoice_server.cache.redis_store import RedisStore
 from sensevoice_server.cache.sqlite_store import SqliteStore, default_sqlite_path
-from sensevoice_server.cache.store import NoStore, Store
+from sensevoice_server.cache.store import NoStore, Store, StoreUnusable
+from sensevoice_server.redaction import redact
 
 log = logging.getLogger("sensevoice_server.cache")
 
 WARN_EVERY_S = 10.0
 PROBE_KEY = "probe:start-up"  # never written: a lookup that shows the store answers
 # Failures that mean "the store is unavailable" (as opposed to one bad entry or value): after
-# one of these, ResultCache leaves the store alone for `retry_after_s`.
-# (Any Redis error counts: a refused write at maxmemory or a wrong password is an outage too.)
+# one of these, ResultCache leaves the store alone for `retry_after_s`: writes only when a write
+# failed (a full disk, a read-only file, Redis at maxmemory still serve hits), reads too when a
+# read failed or the store cannot be reached at all.
 UNAVAILABLE = (redis.RedisError, sqlite3.DatabaseError, OSError)
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class ResultCache:
     """A store that never raises, with counters and single flight.
 
     Any store failure (Redis down, disk full, database locked, corrupt entry) is a miss or a
-    skipped write: it bumps `errors` and logs at most one warning per `WARN_EVERY_S`. After the
-    store proves unavailable it is left alone for `retry_after_s`, so an unreachable Redis costs
-    one timeout per interval instead of one per request; lookups in that window are misses
-    (not errors). A corrupt entry or a value that is not JSON is an error but not an outage.
+    skipped write: it bumps `errors` and logs at most one warning per `WARN_EVERY_S` (none for
+    `StoreUnusable`: the store has logged that itself). After the store proves unavailable it
+    is left alone for `retry_after_s`, so an unreachable Redis costs one timeout per interval
+    instead of one per request; lookups in that window are misses (not errors). A failed write
+    pauses writes only: a store that cannot write (a full disk) still serves its hits. A
+    corrupt entry or a value that is not JSON is an error but not an outage.
 
     The sync `get`/`set` block (disk or network): async code calls `aget`, `aset` or
     `get_or_compute`, which run them in a worker thread. Measured with a 4 KB value, a SQLite
@@ -52,7 +57,8 @@ class ResultCache:
         self.errors = 0
         self.coalesced = 0  # callers who waited on an identical request instead of computing
         self._lock = threading.Lock()  # counters are bumped from worker threads
-        self._down_until = 0.0
+        self._reads_down_until = 0.0
+        self._writes_down_until = 0.0
         self._last_warning = -WARN_EVERY_S
         self._suppressed = 0
         # One in-flight computation per (event loop, key): asyncio tasks belong to one loop.
@@ -67,7 +73,7 @@ class ResultCache:
         """The stored value or None. `count_miss=False` for a first look that, on a miss,
         is followed by a second one (upload bytes, then PCM): one request, one count."""
         value = None
-        if time.monotonic() >= self._down_until:
+        if time.monotonic() >= self._reads_down_until:
             try:
                 value = self.store.get(key)
             except Exception as e:
@@ -80,7 +86,7 @@ class ResultCache:
         return value
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        if time.monotonic() < self._down_until:
+        if time.monotonic() < self._writes_down_until:
             return
         try:
             self.store.set(key, value)
@@ -146,9 +152,13 @@ class ResultCache:
     def _failed(self, action: str, error: Exception) -> None:
         with self._lock:
             self.errors += 1
+            if isinstance(error, StoreUnusable):
+                return  # the store said why, once, and retries on its own schedule
             now = time.monotonic()
             if isinstance(error, UNAVAILABLE):
-                self._down_until = now + self.retry_after_s
+                self._writes_down_until = now + self.retry_after_s
+                if action != "write" or isinstance(error, UNREACHABLE):
+                    self._reads_down_until = now + self.retry_after_s
             if now - self._last_warning < WARN_EVERY_S:
                 self._suppressed += 1
                 return
@@ -169,7 +179,7 @@ class ResultCache:
         Blocking (Redis stats scan our keys): async callers run it in a worker thread.
         """
         stored: dict[str, int | None] = {"entries": None, "bytes": None}
-        if time.monotonic() >= self._down_until:
+        if time.monotonic() >= self._reads_down_until:
             try:
                 stored = dict(self.store.stats())
             except Exception as e:
@@ -192,9 +202,13 @@ class ResultCache:
 
         The cache is optional, so a store that fails here does not stop the service; the
         caller warns loudly, and every request then degrades to "no cache" as it would later.
+        A store that has reported its own trouble (`StoreUnusable`) counts as answering: one
+        warning is enough.
         """
         try:
             self.store.get(PROBE_KEY)
+        except StoreUnusable:
+            return None
         except Exception as error:
             return f"{type(error).__name__}: {error}"
         return None

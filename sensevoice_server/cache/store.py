@@ -10,6 +10,11 @@ class CorruptEntry(Exception):
     """A stored value that is not a JSON object; the store has already deleted it."""
 
 
+class StoreUnusable(Exception):
+    """The store cannot be used right now, and it has logged why (once) itself: callers serve
+    without the cache, count the failure, and do not log it again."""
+
+
 class Store(Protocol):
     name: str  # "sqlite", "redis" or "none": the `store` field of stats and metrics
     location: str  # where it lives, safe to log (no passwords)

@@ -1,13 +1,15 @@
 """`python -m sensevoice_server.cli batch PATH...`: transcribe files and folders to files.
 
 Folders are searched recursively for audio files. Each output lands beside its input, or
-under --out with the same relative path, in --format (txt, srt, vtt, json, verbose_json); a
-file whose output exists is skipped unless --overwrite, so an interrupted run resumes. One bad
-file is reported and the rest go on: exit status 0 when every file succeeded, 1 when some
-failed, with a summary table either way. It runs in this process (the model loads once, with
-the app's own model, backend and option flags), or against a running server with --url,
-whose cache and queue then apply; --concurrency spreads files over the replicas behind the
-nginx of deploy/, retrying a 429 after its Retry-After.
+under --out with the same relative path, in --format (txt, srt, vtt, json, verbose_json);
+inputs that would share an output keep their own suffix (en.wav.srt, en.mp3.srt). A file
+whose output exists is skipped unless --overwrite, so an interrupted run resumes (outputs
+are written whole or not at all). One bad file is reported and the rest go on: exit status
+0 when every file succeeded, 1 when some failed, with a summary table either way. It runs in
+this process (the model loads once, with the app's own model, backend and option flags), or
+against a running server with --url, whose cache and queue then apply; --concurrency
+spreads files over the replicas behind the nginx of deploy/, retrying a 429 after its
+Retry-After.
 """
 
 from __future__ import annotations
@@ -22,17 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensevoice_server import formats
+from sensevoice_server.cli.files import (
+    Job,
+    OutputCollision,
+    find_audio,
+    plan,
+    read_input,
+    remove_leftovers,
+    split_done,
+    write_output,
+)
 from sensevoice_server.cli.stream import add_server_arguments
 from sensevoice_server.options import LANGUAGES, DecodeOptions
 from sensevoice_server.subtitles import CueLimits
 
-AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".oga", ".flac",
-                            ".webm", ".mp4", ".mkv", ".mov", ".wma", ".aiff", ".aif", ".amr",
-                            ".3gp"})  # fmt: skip
 # what an in-process run takes from the app's flags (settings.py)
 APP_FLAGS = ("model", "vad_model", "device", "ncpu", "backend", "precision", "onnx_dir",
              "speakers", "speaker_model", "cache_url", "max_duration_s",
              "max_upload_mb")  # fmt: skip
+FILE_LIMIT_MB = 4000.0  # a file, not an upload: --max-upload-mb lowers it
 
 Transcribe = Callable[[Path], Awaitable[tuple[str, float]]]
 """One file to (its output's text, its audio seconds); raises with a message on failure."""
@@ -84,52 +94,39 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         print("error: no audio files found in " + " ".join(map(str, args.paths)), file=sys.stderr)
         return 2
-    jobs = [(source, target_of(source, args)) for source in sources]
+    try:
+        jobs = plan(sources, args.paths, args.out, formats.SUFFIXES[args.format])
+    except OutputCollision as collision:
+        print(f"error: {collision}", file=sys.stderr)
+        return 2
     remote = args.url is not None
     outcomes, elapsed = asyncio.run(run_all(jobs, args, remote))
     print_summary(outcomes, elapsed)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def find_audio(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        elif path.exists():
-            found.append(path)
-        else:
-            print(f"warning: {path}: no such file or folder", file=sys.stderr)
-    return found
-
-
-def target_of(source: Path, args: argparse.Namespace) -> Path:
-    name = source.stem + formats.SUFFIXES[args.format]
-    if args.out is None:
-        return source.with_name(name)
-    roots = [p for p in args.paths if p.is_dir() and source.is_relative_to(p)]
-    relative = source.relative_to(roots[0]).with_name(name) if roots else Path(name)
-    out: Path = args.out
-    return out / relative
+def max_file_bytes(args: argparse.Namespace) -> int:
+    return int(getattr(args, "max_upload_mb", FILE_LIMIT_MB) * 1_000_000)
 
 
 async def run_all(
-    jobs: list[tuple[Path, Path]], args: argparse.Namespace, remote: bool
+    jobs: list[Job], args: argparse.Namespace, remote: bool
 ) -> tuple[list[Outcome], float]:
-    from tqdm import tqdm
-
     """Every file's outcome, in input order, and the seconds spent transcribing (the model's
     load not included)."""
-    todo = [(s, t) for s, t in jobs if args.overwrite or not t.exists()]
-    outcomes = [Outcome(s, t, "skipped") for s, t in jobs if (s, t) not in todo]
+    from tqdm import tqdm
+
+    todo, done = split_done(jobs, args.overwrite)
+    outcomes = [Outcome(s, t, "skipped") for s, t in done]
     if not todo:
         return outcomes, 0.0
+    remove_leftovers([target for _, target in todo])
     transcribe: Transcribe
     close: Callable[[], Awaitable[None]]
     if remote:
         from sensevoice_server.cli.remote import RemoteTranscriber
 
-        client = RemoteTranscriber(args)
+        client = RemoteTranscriber(args, max_file_bytes(args))
         transcribe, concurrency, close = client.transcribe, max(1, args.concurrency), client.aclose
     else:
         transcribe, close = await local_transcriber(args)
@@ -144,8 +141,7 @@ async def run_all(
         async with gate:
             try:
                 text, seconds = await transcribe(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+                await asyncio.to_thread(write_output, target, text)
                 outcome = Outcome(source, target, "done", seconds)
             except Exception as error:  # one bad file is reported; the rest go on
                 outcome = Outcome(
@@ -179,7 +175,7 @@ async def local_transcriber(
 
     given = {name: getattr(args, name) for name in APP_FLAGS if hasattr(args, name)}
     given.setdefault("max_duration_s", 6 * 3600.0)  # a file, not an upload: allow long ones
-    given.setdefault("max_upload_mb", 4000.0)
+    given.setdefault("max_upload_mb", FILE_LIMIT_MB)
     settings, _ = resolve(Settings(**given))
     transcriber = build_transcriber(settings)
     transcriber.engine.start()
@@ -187,9 +183,10 @@ async def local_transcriber(
         raise SystemExit(f"error: the model could not be loaded: {transcriber.engine.failure}")
     options = options_of(args)
     limits = limits_of(args)
+    max_bytes = max_file_bytes(args)
 
     async def transcribe(source: Path) -> tuple[str, float]:
-        data = await asyncio.to_thread(source.read_bytes)
+        data = await asyncio.to_thread(read_input, source, max_bytes)
         try:
             result = await transcriber.transcribe(data, options)
         except ServiceError as error:

@@ -13,20 +13,23 @@ from typing import Any
 
 import httpx
 
+from sensevoice_server.cli.files import read_input
+
 RETRIES = 50  # 429s survived per file before it fails
 TIMEOUT_S = 3 * 3600.0  # a long file on a busy server takes a while
 
 
 class RemoteTranscriber:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, max_bytes: int) -> None:
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         self._client = httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers,
                                          timeout=httpx.Timeout(TIMEOUT_S, connect=10))  # fmt: skip
         self._args = args
+        self._max_bytes = max_bytes  # an input larger than this is refused unread
 
     async def transcribe(self, source: Path) -> tuple[str, float]:
         route, form = self._request()
-        data = await asyncio.to_thread(source.read_bytes)
+        data = await asyncio.to_thread(read_input, source, self._max_bytes)
         for _ in range(RETRIES):
             answer = await self._client.post(route, files={"file": (source.name, data)}, data=form)
             if answer.status_code != 429:

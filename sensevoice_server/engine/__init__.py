@@ -1,12 +1,22 @@
-"""The models and the one path to them: the only code that imports funasr (and torch).
+"""The models and the one path to them: loaded once, each touched by one thread.
 
-- `engine.py`: the Engine, its two threads (VAD, model) and its bounded queue;
+Where the service runs funasr's models. Outside engine/, funasr is imported by testing/
+(checkpoints, the reference pipeline) and, for its tag renderer only, by transcript.py and
+ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's online VAD).
+
+- `engine.py`: the Engine, the front callers submit jobs to: its bounded queue, life cycle;
+- `workers.py`: its two threads, "sensevoice-vad" and "sensevoice-engine", and what they load
+  (docs/ARCHITECTURE.md, invariants 1 and 2);
 - `jobs.py`: jobs, their segments and results; `batcher.py`: one batcher for every request;
-- `vad.py`: the VAD stage (funasr's VAD model, funasr's merge);
-- `features.py`: fbank + LFR + CMVN for every backend; `tokens.py`: greedy CTC decoding;
+- `segmenter.py`: what the VAD thread does with a job: `vad.py` (the VAD stage, funasr's VAD
+  model and merge), then `speakers.py` (CAM++ labels, when on), with `auxiliary.py` loading
+  those helper models;
+- `decoder.py`: what the model thread does with a batch: `features.py` (fbank + LFR + CMVN,
+  for every backend), the backend's logits, `tokens.py` (greedy CTC decoding), and
+  `alignment.py` (word times, when asked);
 - `backends/`: torch (funasr's modules) and onnx (onnxruntime), logits only;
-- `loading.py`: which backend a process runs; `export.py`: ONNX export;
-- `fingerprint.py`: what identifies a model, for the cache and the exports.
+- `loading.py`: which backend and precision a process runs; `export.py`: the ONNX export;
+- `fingerprint.py`: what identifies a model, for the cache keys and the exports.
 """
 
 from sensevoice_server.engine.engine import Engine

@@ -8,7 +8,8 @@ funasr times them. Two differences, both deliberate:
   drops the first four pieces (the same on the test vocabulary; on the real one a re-encoded
   piece may differ from the emitted one);
 - words are grouped from the pieces' word boundaries ("▁"), so digits, apostrophes and
-  accented letters stay in their word, where funasr's grouping splits them (FACTS.md).
+  accented letters stay in their word, where funasr's grouping splits them (docs/FACTS.md,
+  "Word timestamps").
   Each CJK character is a word of its own; punctuation joins the word before it.
 Only run when a caller asks: it costs a second pass over the segment's logits.
 """

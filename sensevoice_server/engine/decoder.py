@@ -1,7 +1,7 @@
 """What the model's thread does with a batch: features, the backend's logits, greedy text,
 and word times when a job asks for them (funasr's forced alignment on the same logits).
 
-Only the engine's model thread calls it (DESIGN.md, invariant 1): the backend is not
+Only the engine's model thread calls it (docs/ARCHITECTURE.md, invariant 2): the backend is not
 thread-safe, and this object is how that thread reaches it.
 """
 

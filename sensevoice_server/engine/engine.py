@@ -2,9 +2,10 @@
 
 funasr models are not thread-safe (two threads in one AutoModel crashed the process), so
 each model has exactly one thread (workers.py): "sensevoice-vad" runs the VAD stage over
-uploads, and "sensevoice-engine" runs the backend over batches from the batcher (DESIGN.md,
-invariants 1 and 2). The Engine is their front: callers submit a job and wait on its
-future; a full queue says Busy (429). Stopping drains: what is queued is finished first.
+uploads, and "sensevoice-engine" runs the backend over batches from the batcher
+(docs/ARCHITECTURE.md, invariants 1 and 2). The Engine is their front: callers submit a job
+and wait on its future; a full queue says Busy (429). Stopping drains: what is queued is
+finished first.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ class Engine:
 
     @property
     def queue_depth(self) -> int:
-        """Jobs submitted and not yet answered (the ones running included)."""
-        return self._pending
+        """Jobs submitted and not yet answered (the ones running included), and a cancelled
+        job whose VAD work runs on to its next chunk (a busy VAD thread is work too)."""
+        job = self.workers.segmenting
+        return self._pending + int(job is not None and job.cancelled)
 
     def info(self) -> dict[str, str]:
         return {"backend": self.backend_name, "precision": self.precision, "device": self.device}
@@ -107,9 +110,9 @@ class Engine:
         """Stop taking work, finish what is queued (within `timeout`), end both threads."""
         self._accepting = False
         if not self._pending:
-            # Nothing is awaited, but a cancelled job may still hold a thread in a call that
-            # cannot be interrupted (funasr's VAD over an hour of audio): both threads are
-            # daemons, so the process need not wait for work nobody wants.
+            # Nothing is awaited, but a cancelled job may still hold a thread until its VAD
+            # reaches the next chunk, or in a model call: both threads are daemons, so the
+            # process need not wait for work nobody wants.
             timeout = min(timeout, 1.0) if timeout is not None else 1.0
         vad, model = self.workers.threads
         if vad.is_alive():

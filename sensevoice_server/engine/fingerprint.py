@@ -1,9 +1,9 @@
 """What identifies a model: a content hash of its files, remembered between starts.
 
-The result cache keys every transcript by the model's fingerprint (DESIGN.md, invariant 4),
-and ONNX exports are kept under the checkpoint's hash. Hashing SenseVoiceSmall's 936 MB
-takes seconds, so each file's digest is remembered by (path, size, mtime) in a small JSON
-file; a file that changes gets hashed again.
+The result cache keys every transcript by the model's fingerprint (docs/ARCHITECTURE.md,
+invariant 4), and ONNX exports are kept under the checkpoint's hash. Hashing
+SenseVoiceSmall's 936 MB takes seconds, so each file's digest is remembered by (path, size,
+mtime) in a small JSON file; a file that changes gets hashed again.
 """
 
 from __future__ import annotations

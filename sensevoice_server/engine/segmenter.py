@@ -2,7 +2,8 @@
 cut out of it, and each segment's speaker when speaker labels are on.
 
 Only the engine's VAD thread calls it: the VAD and CAM++ models are funasr models, not
-thread-safe (DESIGN.md, invariant 1).
+thread-safe (docs/ARCHITECTURE.md, invariant 2). A job cancelled meanwhile (its client went
+away) stops at the VAD's next chunk, or before the speaker labels: `Stopped` is raised.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
-from sensevoice_server.engine.vad import VadStage, cut
+from sensevoice_server.engine.vad import Stopped, VadStage, cut
 from sensevoice_server.settings import Settings
 
 
@@ -34,10 +35,13 @@ class Segmenter:
             self.speakers.label(warm_up, [(0.0, 1000.0)])
 
     def items(self, job: Job) -> list[WorkItem]:
-        """The job's segments as work for the model (none: no speech)."""
-        segments = self.vad.segments(job.audio)
+        """The job's segments as work for the model (none: no speech); `Stopped` when the
+        job is cancelled before they are found."""
+        segments = self.vad.segments(job.audio, stop=lambda: job.cancelled)
         labels = None
         if self.speakers is not None:
+            if job.cancelled:
+                raise Stopped
             labels = self.speakers.label(job.audio, segments, job.options.num_speakers)
         return job.items(segments, cut, labels)
 

@@ -3,13 +3,29 @@
 funasr's VAD model (fsmn-vad, silero-vad or a local directory) runs through its own
 AutoModel, then funasr's `merge_vad` joins the pieces into segments of up to
 `merge_length_s`: exactly what `generate(..., merge_vad=True)` does before decoding
-(DESIGN.md, "Reference behaviour"), as a stage of its own so the engine can batch the
+(docs/ARCHITECTURE.md, "Reference behaviour"), as a stage of its own so the engine can batch the
 segments of many uploads together and time each one.
+
+An hour of audio keeps the VAD busy for seconds, so the stage can be stopped part-way (the
+client went away): `segments(samples, stop)` asks `stop()` between the model's own chunks
+and raises `Stopped`. funasr's `generate()` is one blocking call with no way to stop it, so
+each model is run in a way that gives it a place to stop without changing what it finds:
+
+- FSMN (fsmn-vad): funasr already runs it over 60 s chunks, carrying its state from one to
+  the next in a `cache` dict; fed one chunk per `generate()` call with that cache (funasr's
+  streaming interface, `is_final` on the last), it makes exactly the same computations, so
+  the segments are identical (tests/unit/test_vad.py holds them to one call's);
+- Silero (silero-vad): funasr's adapter calls silero's `get_speech_timestamps`, whose
+  `progress_tracking_callback` runs after each 32 ms window; raising from it ends the call;
+- any other model: one call, stopped only before it starts.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +33,15 @@ from sensevoice_server.engine.auxiliary import load_auxiliary
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_MS = 16
+FSMN_CHUNK_MS = 60_000  # funasr's default `chunk_size` for an offline FSMN VAD call
+
+
+class Stopped(Exception):
+    """The VAD stage was stopped part-way: nobody wants its answer any more."""
+
+
+def never() -> bool:
+    return False
 
 
 class VadStage:
@@ -29,14 +54,66 @@ class VadStage:
             "--vad-model", vad_model, device, max_single_segment_time=max_single_segment_ms
         )
         self.merge_ms = merge_length_s * 1000
+        self._stop: Callable[[], bool] = never
+        self._find = self._runner()
 
-    def segments(self, samples: np.ndarray) -> list[tuple[float, float]]:
-        """Speech segments as (start_ms, end_ms), merged as the reference merges them."""
+    def segments(
+        self, samples: np.ndarray, stop: Callable[[], bool] = never
+    ) -> list[tuple[float, float]]:
+        """Speech segments as (start_ms, end_ms), merged as the reference merges them.
+
+        Raises `Stopped` once `stop()` is true, asked between chunks of the model's work.
+        """
         from funasr.utils.vad_utils import merge_vad
 
-        found = self._model.generate(input=samples)
-        value = found[0]["value"] if found else []
+        if stop():
+            raise Stopped
+        self._stop = stop
+        try:
+            value = self._find(samples)
+        finally:
+            self._stop = never
         return [(start, end) for start, end in merge_vad(value, self.merge_ms)]
+
+    # --- how each kind of model is run -----------------------------------------------------
+    def _runner(self) -> Callable[[np.ndarray], list[list[int]]]:
+        from funasr.models.fsmn_vad_streaming.model import FsmnVADStreaming
+        from funasr.models.silero_vad.model import SileroVad
+
+        model = self._model.model
+        if isinstance(model, FsmnVADStreaming):
+            return self._fsmn_in_chunks
+        if isinstance(model, SileroVad):
+            # the adapter keeps silero's function as an attribute and calls it without a
+            # callback: this one is called after every window, and raises when stopped
+            model.get_speech_timestamps = functools.partial(
+                model.get_speech_timestamps, progress_tracking_callback=self._check
+            )
+        return self._in_one_call
+
+    def _check(self, _percent: float) -> None:
+        if self._stop():
+            raise Stopped
+
+    def _in_one_call(self, samples: np.ndarray) -> list[list[int]]:
+        found = self._model.generate(input=samples)
+        return list(found[0]["value"]) if found else []
+
+    def _fsmn_in_chunks(self, samples: np.ndarray) -> list[list[int]]:
+        """One `generate()` call per 60 s chunk, the model's state carried in `cache`: the
+        chunks one call would make (each but the last a whole chunk, so nothing is held back
+        between calls), hence its segments, with a place to stop between them."""
+        step = int(self._model.kwargs.get("chunk_size", FSMN_CHUNK_MS)) * SAMPLES_PER_MS
+        cache: dict[str, Any] = {}
+        found: list[list[int]] = []
+        for start in range(0, max(samples.size, 1), step):
+            self._check(100 * start / max(samples.size, 1))
+            last = start + step >= samples.size
+            out = self._model.generate(
+                input=samples[start : start + step], cache=cache, is_final=last
+            )
+            found.extend(out[0]["value"] if out else [])
+        return found
 
 
 def cut(samples: np.ndarray, segment: tuple[float, float]) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The engine's two threads, each the only one to touch its models (DESIGN.md, invariants 1
-and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs into segments,
+"""The engine's two threads, each the only one to touch its models (docs/ARCHITECTURE.md,
+invariants 1 and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs into segments,
 "sensevoice-engine" loads the backend and decodes the batcher's batches.
 """
 
@@ -21,6 +21,7 @@ from sensevoice_server.engine.fingerprint import fingerprint, identify
 from sensevoice_server.engine.jobs import Job
 from sensevoice_server.engine.loading import load_backend
 from sensevoice_server.engine.segmenter import Segmenter
+from sensevoice_server.engine.vad import Stopped
 from sensevoice_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Workers:
         self.backend: Backend | None = None
         self.decoder: Decoder | None = None  # the model thread's, once the backend loaded
         self.segmenter: Segmenter | None = None  # the VAD thread's, once its models loaded
+        self.segmenting: Job | None = None  # the job the VAD thread is working on
         self.fingerprint = ""
         self.load_count = 0
         self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
@@ -62,11 +64,16 @@ class Workers:
         while (job := self.vad_jobs.get()) is not None:
             if job.cancelled:
                 continue
+            self.segmenting = job
             try:
                 items = self.segmenter.items(job)
+            except Stopped:  # cancelled part-way: nobody is waiting for it
+                continue
             except Exception as error:  # the caller gets it; the thread lives on
                 job.fail(error)
                 continue
+            finally:
+                self.segmenting = None
             if items:
                 self.batcher.put(items)
             else:

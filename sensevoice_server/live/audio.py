@@ -1,4 +1,4 @@
-"""A live stream's audio on its way in: resampled to 16 kHz, kept by sample index."""
+"""A live stream's audio on its way in: gathered, resampled to 16 kHz, kept by sample index."""
 
 from __future__ import annotations
 
@@ -65,3 +65,30 @@ class AudioBuffer:
     def drop_before(self, index: int) -> None:
         while self._chunks and self.start + self._chunks[0].size <= index:
             self.start += self._chunks.popleft().size
+
+
+class Gather:
+    """Small frames gathered into chunks of at least `least` samples before they go in.
+
+    What a chunk costs a session (a trip to the VAD's thread, a resampler call) is mostly per
+    call, not per sample: fed one by one, one-sample frames cost thousands of times their audio.
+    """
+
+    def __init__(self, least: int) -> None:
+        self._least = max(1, least)
+        self._parts: list[np.ndarray] = []
+        self._size = 0
+
+    def add(self, samples: np.ndarray) -> np.ndarray | None:
+        """Keep `samples`; return everything kept once it reaches the least size."""
+        self._parts.append(samples)
+        self._size += samples.size
+        return self.flush() if self._size >= self._least else None
+
+    def flush(self) -> np.ndarray | None:
+        """Everything kept (None if nothing), and start again."""
+        if not self._parts:
+            return None
+        gathered = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+        self._parts, self._size = [], 0
+        return gathered

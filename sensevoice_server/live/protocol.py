@@ -5,10 +5,13 @@ these models back; the CLI client (cli/stream.py) and the UI's Live tab use the 
 and the README's protocol section is generated from this module's docstrings.
 
 Client to server: first a `StreamConfig`; then binary frames of mono little-endian PCM in
-the configured format and rate (any size, whole samples); then an `End`.
+the configured format and rate (any size, whole samples; no faster than the server's
+live_max_speed times real time, and no slower than its live_min_speed); then an `End`.
 Server to client, JSON text frames: `Ready` once the config is taken; `Partial` while an
 utterance goes on; `Final` when it closes; `Done` after the end, then a normal close (1000).
 A problem gives an `ErrorMessage` and a close whose code says what kind (`CLOSE_CODES`).
+When the server ends a stream on its own terms (idle, too fast, shutting down), the finals
+of everything the client sent come first.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ SessionId = Annotated[str, StringConstraints(min_length=1, max_length=64, patter
 
 CLOSE_CODES = {
     1000: "normal: the stream ended and every final was sent",
-    1001: "the server is shutting down: reconnect (to another replica)",
+    1001: "the server is shutting down (the finals of what was sent came first): reconnect "
+    "(to another replica)",
     1003: "unsupported data: a bad audio frame, sample rate or message",
-    1008: "policy: a bad config, an idle stream, a stream over the time limit",
+    1008: "policy: a bad config, an idle or too fast stream, a stream over the time limit",
     1011: "internal error",
     1013: "try again later: the session limit is reached or the server is too busy",
 }

@@ -1,12 +1,17 @@
-"""The live streams of one process: how many may run, and where ended ones stopped.
+"""The live streams of one process: how many may run, where ended ones stopped, the drain.
 
-Built once by the composition root (app.py) and handed to both front ends, which open every
+Built once by the composition root (app.py) and handed to every front end, which opens every
 stream through `LiveSessions.open`, one async context manager for reserve, claim, run and
-release, so neither can leak a place or forget a session id.
+release, so none can leak a place or forget a session id. A front end opens a stream only
+once the client has said what it sends (a valid config), so silent connections hold nothing.
+
+On SIGTERM the server calls `begin_drain()` then `wait_closed()` (from its drain thread):
+every open stream is stopped, decodes what it was sent and closes itself (`LiveStream.stop`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -16,8 +21,10 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from sensevoice_server.errors import PolicyViolation, TryAgainLater
+from sensevoice_server.errors import GoingAway, PolicyViolation, TryAgainLater
+from sensevoice_server.live.rules import StreamRules
 from sensevoice_server.live.session import Decoder, LiveSession, LiveSettings, StreamLoad
+from sensevoice_server.live.stream import LiveStream
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 
@@ -65,8 +72,17 @@ class LiveSessions:
             max_utterance_s=settings.live_max_utterance_s,
             partial_interval_s=settings.live_partial_interval_s,
         )
-        self._lock = threading.Lock()  # the UI's state cleanup may release from another thread
+        self._rules = StreamRules(
+            idle_s=settings.live_idle_timeout_s,
+            min_speed=settings.live_min_speed,
+            max_speed=settings.live_max_speed,
+        )
+        # the UI's state cleanup may release from another thread, the drain waits in one
+        self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
         self._slots = 0
+        self._draining = False
+        self._streams: dict[LiveStream, asyncio.AbstractEventLoop] = {}
         self._active: set[str] = set()
         self._ended: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self.load = StreamLoad()
@@ -82,10 +98,13 @@ class LiveSessions:
         return self._slots
 
     def reserve(self) -> Slot:
-        """Take one of the process's places, or refuse with 'try again later' (or 'off')."""
+        """Take one of the process's places, or refuse with 'try again later' (or 'off', or
+        'going away' once the drain has begun)."""
         with self._lock:
             if self._max == 0:
                 raise PolicyViolation("Live streaming is turned off on this server.", "disabled")
+            if self._draining:
+                raise going_away()
             if self._slots >= self._max:
                 raise TryAgainLater(
                     f"This server already runs its maximum of {self._max} live streams; "
@@ -97,30 +116,54 @@ class LiveSessions:
 
     @asynccontextmanager
     async def open(
-        self,
-        options: DecodeOptions,
-        *,
-        sample_rate: int,
-        session_id: str | None = None,
-        slot: Slot | None = None,
-    ) -> AsyncIterator[LiveSession]:
-        """A running session in a place of its own (`slot`, reserved earlier, or a new one);
-        on exit the session is closed and the place released, whatever happened."""
-        slot = slot or self.reserve()
-        session: LiveSession | None = None
+        self, options: DecodeOptions, *, sample_rate: int, session_id: str | None = None
+    ) -> AsyncIterator[LiveStream]:
+        """A running stream in a place of its own; on exit the stream is closed and the place
+        released, whatever happened."""
+        slot = self.reserve()
+        stream: LiveStream | None = None
         try:
             first_segment = slot.claim(session_id)
             session = LiveSession(
                 self._decoder, options, self._live, self.load,
                 sample_rate=sample_rate, first_segment=first_segment,
             )  # fmt: skip
+            assert slot.session_id is not None
+            stream = LiveStream(
+                session, self._rules, sample_rate=sample_rate, session_id=slot.session_id
+            )
+            self._track(stream)
             self.load.sessions += 1
-            yield session
+            yield stream
         finally:
-            if session is not None:
+            if stream is not None:
                 self.load.sessions -= 1
-                await session.aclose()
-            slot.release(session.next_segment if session else None)
+                with self._lock:
+                    self._streams.pop(stream, None)
+                await stream.aclose()
+            slot.release(stream.session.next_segment if stream else None)
+
+    # --- the drain ------------------------------------------------------------------------
+    def begin_drain(self) -> None:
+        """Refuse new streams and stop every open one (thread-safe): each decodes what it
+        was sent, its protocol sends those finals, then says the server is going away."""
+        with self._lock:
+            self._draining = True
+            streams = list(self._streams.items())
+        for stream, loop in streams:
+            loop.call_soon_threadsafe(stream.stop, going_away())
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Block until no stream is open (False if `timeout` passed first). Thread-safe."""
+        with self._closed:
+            return self._closed.wait_for(lambda: self._slots == 0, timeout)
+
+    def _track(self, stream: LiveStream) -> None:
+        with self._lock:
+            self._streams[stream] = asyncio.get_running_loop()
+            draining = self._draining
+        if draining:  # opened just as the drain began
+            stream.stop(going_away())
 
     def _claim(self, session_id: str | None) -> tuple[str, int]:
         with self._lock:
@@ -139,6 +182,7 @@ class LiveSessions:
     def _release(self, session_id: str | None, next_segment: int) -> None:
         with self._lock:
             self._slots -= 1
+            self._closed.notify_all()
             if session_id is None:
                 return
             self._active.discard(session_id)
@@ -150,3 +194,7 @@ class LiveSessions:
         horizon = time.monotonic() - self._ttl
         while self._ended and next(iter(self._ended.values()))[1] < horizon:
             self._ended.popitem(last=False)
+
+
+def going_away() -> GoingAway:
+    return GoingAway("The server is shutting down; reconnect (to another server).")

@@ -6,7 +6,7 @@ re-decoded now and then for a partial result, and when it closes it is decoded o
 its final result with language, emotion and events. Every decode goes through
 `Transcriber.transcribe_utterance`, ahead of uploads in the engine's queue (finals ahead of
 partials). Both front ends drive this class, the WebSocket route (api/stream.py) and the UI's
-Live tab (ui/live.py), through `LiveSessions.open` (registry.py).
+Live tab (ui/live.py), through a `LiveStream` (stream.py) that `LiveSessions.open` gives.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class LiveSession:
         self._partial_task: asyncio.Task[None] | None = None
         self._last_partial = (0.0, 0)  # (loop time, sample index) of the last partial asked for
         self._finished = False
+        self._ended = False  # None has been put on `events`
         self._finals_stopped = False
         self.events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._heard: list[Segment] = []  # every final's segment, in stream time
@@ -143,17 +144,23 @@ class LiveSession:
         await self._wait_for_capacity()
 
     async def finish(self) -> None:
-        """End of audio: close the open utterance, wait for every final, then put None."""
+        """End of audio: close the open utterance, wait for every final, then put None.
+
+        Safe to call again and from two tasks at once (a drain and the protocol's own end):
+        each call returns once every final is out, and None is put once.
+        """
         async with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-            self._queue_finals(await self._cutter.finish())
-            if self._partial_task:
-                self._partial_task.cancel()
-            self._closed.put_nowait(None)
-        await self._final_task
-        self.events.put_nowait(None)
+            if not self._finished:
+                self._finished = True
+                self._queue_finals(await self._cutter.finish())
+                if self._partial_task:
+                    self._partial_task.cancel()
+                self._closed.put_nowait(None)
+        # wait() and not `await task`: a caller cancelled here must not cancel the finals
+        await asyncio.wait([self._final_task])
+        if not self._ended:
+            self._ended = True
+            self.events.put_nowait(None)
 
     async def aclose(self) -> None:
         """Stop now: cancel pending decodes and drop the audio. Safe to call twice."""
@@ -314,7 +321,7 @@ def seconds(samples: int) -> float:
     return round(samples / SAMPLE_RATE, 3)
 
 
-def drain(session: LiveSession) -> list[Event | None]:
+def ready_events(session: LiveSession) -> list[Event | None]:
     """Every event the session has ready now, without waiting."""
     events: list[Event | None] = []
     while not session.events.empty():

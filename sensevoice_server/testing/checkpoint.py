@@ -33,7 +33,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ import torch
 import yaml
 from sentencepiece import sentencepiece_model_pb2
 
-Size = Literal["tiny", "full"]
+Size = Literal["tiny", "full", "trained"]
 
 # protobuf-generated without type stubs: its classes are Any to us
 PROTOBUF: Any = sentencepiece_model_pb2
@@ -122,6 +122,14 @@ ENCODER_SIZES: dict[Size, dict[str, int]] = {
         "linear_units": 128,
         "num_blocks": 2,
         "tp_blocks": 1,
+    },
+    # the trained test model (testing/train.py): small enough to train on 2 cores in minutes
+    "trained": {
+        "output_size": 256,
+        "attention_heads": 4,
+        "linear_units": 1024,
+        "num_blocks": 6,
+        "tp_blocks": 2,
     },
 }
 
@@ -216,16 +224,19 @@ def filler_words() -> Iterator[str]:
             yield piece
 
 
-def build_tokenizer() -> bytes:
-    """The serialised SentencePiece model: trained pieces, filler words, tags at TAG_IDS.
+def build_tokenizer(words: list[str] | None = None, fillers: Iterator[str] | None = None) -> bytes:
+    """The serialised SentencePiece model: trained pieces, then `words`, then filler words up
+    to the tags, tags at TAG_IDS.
 
-    Fillers and tags are USER_DEFINED pieces: they decode verbatim, and a decoded piece
+    Words, fillers and tags are USER_DEFINED pieces: they decode verbatim, and a decoded piece
     encodes back to that one piece, which funasr's output_timestamp path relies on.
     """
     proto = train_base_tokenizer()
-    fillers = filler_words()
+    fillers = fillers or filler_words()
     tag_at = {token_id: tag for tag, token_id in TAG_IDS.items()}
     user_defined = PROTOBUF.ModelProto.SentencePiece.Type.USER_DEFINED
+    for word in words or []:
+        proto.pieces.add(piece=word, score=0.0, type=user_defined)
     for token_id in range(len(proto.pieces), VOCAB_SIZE):
         piece = tag_at[token_id] if token_id in tag_at else next(fillers)
         proto.pieces.add(piece=piece, score=0.0, type=user_defined)
@@ -233,10 +244,25 @@ def build_tokenizer() -> bytes:
     return serialised
 
 
-def mvn_text() -> str:
-    """am.mvn in Kaldi nnet text format: add -mean, then multiply by 1/std, per LFR dim."""
-    shift = " ".join([f"{-MVN_MEAN:.6f}"] * FEATURE_DIM)
-    scale = " ".join([f"{1.0 / MVN_STD:.6f}"] * FEATURE_DIM)
+def trained_tokenizer() -> bytes:
+    """The trained model's tokenizer: one piece per English word, both as a sentence's first
+    word ("apple") and after a space ("\u2581apple"), one per Hanzi, and the two full stops
+    ITN adds. Fillers are upper case ("\u2581QBAPO"): no lower-case text ever matches one."""
+    from sensevoice_server.testing.corpus import EN_WORDS, ZH_WORDS
+
+    hanzi = sorted({character for word in ZH_WORDS for character in word})
+    words = [*EN_WORDS, *("\u2581" + word for word in EN_WORDS), *hanzi, ".", "。"]
+    fillers = ("\u2581Q" + piece[1:].upper() for piece in filler_words())
+    return build_tokenizer(words, fillers)
+
+
+def mvn_text(mean: Sequence[float] | None = None, scale: Sequence[float] | None = None) -> str:
+    """am.mvn in Kaldi nnet text format: add -mean, then multiply by 1/std, per LFR dim
+    (by default one speech-like level for every dim)."""
+    means = mean if mean is not None else [MVN_MEAN] * FEATURE_DIM
+    scales = scale if scale is not None else [1.0 / MVN_STD] * FEATURE_DIM
+    shift = " ".join(f"{-m:.6f}" for m in means)
+    scale_text = " ".join(f"{s:.6f}" for s in scales)
     return (
         "<Nnet>\n"
         f"<Splice> {FEATURE_DIM} {FEATURE_DIM}\n"
@@ -244,7 +270,7 @@ def mvn_text() -> str:
         f"<AddShift> {FEATURE_DIM} {FEATURE_DIM}\n"
         f"<LearnRateCoef> 0 [ {shift} ]\n"
         f"<Rescale> {FEATURE_DIM} {FEATURE_DIM}\n"
-        f"<LearnRateCoef> 0 [ {scale} ]\n"
+        f"<LearnRateCoef> 0 [ {scale_text} ]\n"
         "</Nnet>\n"
     )
 
@@ -400,12 +426,17 @@ def build_checkpoint(outdir: Path, size: Size, seed: int = 0) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    parser.add_argument("--size", choices=["tiny", "full", "trained"], default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("outdir", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
-    build_checkpoint(args.outdir, args.size, args.seed)
+    if args.size == "trained":
+        from sensevoice_server.testing.trained_model import write_trained
+
+        write_trained(args.outdir)
+    else:
+        build_checkpoint(args.outdir, args.size, args.seed)
     print(f"wrote {args.size} checkpoint to {args.outdir} in {time.perf_counter() - started:.1f} s")
 
 

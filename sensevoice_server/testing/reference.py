@@ -1,4 +1,5 @@
-"""The reference pipeline of DESIGN.md ("Reference behaviour"): what every front end must match."""
+"""The reference pipeline (docs/ARCHITECTURE.md, "Reference behaviour"): what every front end
+must match."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 
 
 def reference_model(model: str, ncpu: int, vad_model: str = "silero-vad") -> Any:
-    """Bare funasr, built as DESIGN.md's reference: no code of ours between it and the model.
+    """Bare funasr, built as the reference is: no code of ours between it and the model.
 
     funasr reads `merge_length_s` from the constructor only and `merge_vad` from generate()
-    only (FACTS.md), so each goes where funasr reads it.
+    only (docs/FACTS.md, "VAD"), so each goes where funasr reads it.
     """
     from funasr import AutoModel
 

@@ -2,7 +2,8 @@
 
 Three tabs: Transcribe (a file or a recording, transcribe.py), Several files (batch.py) and
 Live (microphone captions, live.py); downloads.py writes the files they offer, legend.py
-explains the emoji. The UI only translates: Gradio's inputs to a Transcriber call, its result back.
+explains the emoji, uploads.py removes what the events have read. The UI only translates:
+Gradio's inputs to a Transcriber call, its result back.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from sensevoice_server.service import Transcriber
 from sensevoice_server.ui.batch import build_batch_tab
 from sensevoice_server.ui.live import build_live_tab
 from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab
+from sensevoice_server.ui.uploads import ServiceBlocks, delete_cache
 
 __all__ = ["SAMPLES_DIR", "build_ui"]
 
 
 def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks:
-    blocks: gr.Blocks
-    with gr.Blocks(title="SenseVoice transcription") as blocks:
+    blocks: ServiceBlocks
+    ttl_s = transcriber.settings.ui_upload_ttl_s
+    with ServiceBlocks(
+        title="SenseVoice transcription", delete_cache=delete_cache(ttl_s)
+    ) as blocks:
         gr.Markdown(
             "## SenseVoice transcription\n"
             "Speech to text in Chinese, English, Cantonese, Japanese and Korean, with the "
@@ -29,7 +34,7 @@ def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks
         with gr.Tab("Transcribe"):
             build_transcribe_tab(transcriber)
         with gr.Tab("Several files"):
-            build_batch_tab(transcriber)
+            blocks.remove_once_read(build_batch_tab(transcriber))
         with gr.Tab("Live"):
             build_live_tab(live_sessions, transcriber.settings)
     return blocks

@@ -1,5 +1,6 @@
 """The Batch tab: several files at once, each transcribed on its own (the /api/batch path),
-with progress per file, one table of results and every transcript in one ZIP."""
+with progress per file, one table of results and every transcript in one ZIP. The files are
+removed once read (ui/uploads.py), and the list is cleared with them."""
 
 from __future__ import annotations
 
@@ -20,15 +21,23 @@ from sensevoice_server.ui.transcribe import NO_SPEECH, itn_checkbox, language_dr
 RESULT_COLUMNS = ["file", "status", "language", "seconds", "transcript"]
 
 
-def build_batch_tab(transcriber: Transcriber) -> None:
+def build_batch_tab(transcriber: Transcriber) -> gr.File:
+    """Add the tab's components and events to the gr.Blocks being built; its file input,
+    whose uploads are removed once a run has read them (ui/uploads.py)."""
     limit = transcriber.settings.max_batch_files
 
     async def transcribe_all(
-        paths: list[str] | None,
+        files: list[dict[str, Any]] | None,
         language: str,
         use_itn: bool,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
-    ) -> tuple[dict[str, Any], Any]:
+    ) -> tuple[dict[str, Any], Any, None]:
+        # The event skips Gradio's preprocessing: gr.File's (gradio/components/file.py,
+        # `_process_single_file`, 6.31) leaves an empty NamedTemporaryFile(delete=False) in
+        # the upload folder for every file. The other inputs get Gradio's own checks here.
+        language = str(languages.preprocess(language))
+        use_itn = bool(itn.preprocess(use_itn))
+        paths = [str(file["path"]) for file in files or []]
         if not paths:
             raise gr.Error("Choose some audio files first.")
         if len(paths) > limit:
@@ -48,22 +57,23 @@ def build_batch_tab(transcriber: Transcriber) -> None:
         table = {"headers": RESULT_COLUMNS, "data": [row(name, o) for name, o in pairs]}
         finished = [(name, o.transcript) for name, o in pairs if isinstance(o, TranscriptionResult)]
         if not finished:
-            return table, gr.DownloadButton(visible=False)
+            return table, gr.DownloadButton(visible=False), None
         archive = gr.DownloadButton(value=str(write_zip(finished)), visible=True)
-        return table, archive
+        return table, archive, None  # None: the files are gone, and so is their list
 
     files = gr.File(file_count="multiple", file_types=["audio"], label="Audio files",
                     elem_id="batch-files")  # fmt: skip
     with gr.Row():
-        language = language_dropdown()
-        use_itn = itn_checkbox()
+        languages = language_dropdown()
+        itn = itn_checkbox()
     button = gr.Button("Transcribe all", variant="primary", elem_id="batch-transcribe")
     results = gr.Dataframe(headers=RESULT_COLUMNS, label="Results", wrap=True,
                            elem_id="batch-results")  # fmt: skip
     archive = gr.DownloadButton("Download all (ZIP: TXT, SRT, VTT, JSON)", visible=False,
                                 elem_id="batch-download")  # fmt: skip
-    button.click(transcribe_all, [files, language, use_itn], [results, archive],
-                 api_visibility="private")  # fmt: skip
+    button.click(transcribe_all, [files, languages, itn], [results, archive, files],
+                 preprocess=False, api_visibility="private")  # fmt: skip
+    return files
 
 
 def read(path: str, transcriber: Transcriber) -> bytes | ServiceError:

@@ -1,15 +1,21 @@
-"""The UI's Live tab: microphone audio streamed into a LiveSession, captions as they come.
+"""The UI's Live tab: microphone audio streamed into a LiveStream, captions as they come.
 
-It runs the same session logic as `WS /ws/transcribe`, opened the same way
-(`LiveSessions.open`): Gradio's stream event hands over the microphone's audio every half
-second, the session cuts and decodes it, and each call shows what is ready: final lines
-with their tags, then the open utterance's partial text. A session spans many Gradio calls,
-so the `open` context is held in an AsyncExitStack kept with the browser session's state.
+It runs the same live core as `WS /ws/transcribe`, opened the same way (`LiveSessions.open`)
+and under the same rules: Gradio's stream event hands over the microphone's audio every half
+second, the stream cuts and decodes it, and each call shows what is ready: final lines with
+their tags, then the open utterance's partial text. A stream spans many Gradio calls, so the
+`open` context is held in an AsyncExitStack kept with the browser session's state.
+
+The event is reachable through Gradio's queue API by anyone who can reach the UI, so a
+chunk is checked as the WebSocket checks its config before any work: its sample rate must be
+one the WebSocket accepts (a WAV header may claim 10 Hz, which would resample 20 KB into 16
+million samples), and its audio must keep the live pace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -18,28 +24,30 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from sensevoice_server.errors import StreamError
-from sensevoice_server.live import Final, LiveSession, LiveSessions, Partial, drain
+from sensevoice_server.errors import StreamError, UnsupportedData
+from sensevoice_server.live import Final, LiveSessions, LiveStream, Partial, Stop, ready_events
+from sensevoice_server.live.protocol import SAMPLE_RATES
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
+from sensevoice_server.transcript import Transcript
 from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.transcribe import itn_checkbox, language_dropdown
 
 log = logging.getLogger(__name__)
 
 MAX_LINES = 500  # captions kept per browser session
+STOP_GRACE_S = 2.0  # a stopped stream waits this long for the browser to fetch its finals
 
 
 @dataclass(eq=False)
 class Captions:
-    """One browser session's captions, and its LiveSession while the microphone is on."""
+    """One browser session's captions, and its LiveStream while the microphone is on."""
 
     lines: list[str] = field(default_factory=list)
     partial: str = ""
-    session: LiveSession | None = None
+    stream: LiveStream | None = None
     stack: AsyncExitStack | None = None
     sample_rate: int = 0
-    last_seen: float = 0.0
     reaper: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -67,9 +75,8 @@ def mono_float(data: np.ndarray) -> np.ndarray:
 class LiveTab:
     """The Live tab's event handlers; kept apart from the components so tests can call them."""
 
-    def __init__(self, sessions: LiveSessions, idle_s: float) -> None:
+    def __init__(self, sessions: LiveSessions) -> None:
         self.sessions = sessions
-        self.idle_s = idle_s
         self._closing: set[asyncio.Task[None]] = set()
 
     async def on_chunk(
@@ -84,30 +91,30 @@ class LiveTab:
             return captions.render(), captions
         rate, data = chunk
         try:
-            if captions.session is None:
+            check_sample_rate(rate)  # before any work: the rate decides what a chunk costs
+            if captions.stream is None:
                 options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
                 await self._open(captions, rate, options)
             elif rate != captions.sample_rate:
                 raise StreamError("The microphone's sample rate changed; start again.")
-            assert captions.session is not None
-            captions.last_seen = asyncio.get_running_loop().time()
-            await captions.session.feed(mono_float(data))
+            assert captions.stream is not None
+            await captions.stream.feed(mono_float(data))
             self._show(captions)
+            return captions.render(), captions
+        except Stop as stop:  # the server ends the stream: its finals first, then why
+            ending = stop.error
         except StreamError as error:
             await self.close(captions)
-            raise gr.Error(error.message) from error
+            raise refusal(error) from error
+        await self._finish(captions)
+        gr.Warning(ending.message)
         return captions.render(), captions
 
     async def on_stop(self, captions: Captions | None) -> tuple[Any, ...]:
         """The microphone stopped: close the open utterance, show every final, and offer
         the session's transcript as files."""
         captions = captions or Captions()
-        heard = None
-        if captions.session is not None:
-            await captions.session.finish()
-            self._show(captions)
-            heard = captions.session.transcript()
-            await self.close(captions)
+        heard = await self._finish(captions)
         captions.partial = ""
         buttons = button_updates(heard, "live-transcript")
         return captions.render(), captions, *buttons
@@ -119,24 +126,37 @@ class LiveTab:
         return "", captions
 
     def discard(self, captions: Captions | None) -> None:
-        """gr.State's delete_callback (maybe on another thread): free a forgotten session."""
-        if captions is not None and captions.session is not None and captions.loop is not None:
+        """gr.State's delete_callback (maybe on another thread): free a forgotten stream."""
+        if captions is not None and captions.stream is not None and captions.loop is not None:
             captions.loop.call_soon_threadsafe(self._close_soon, captions)
 
     async def _open(self, captions: Captions, rate: int, options: DecodeOptions) -> None:
         stack = AsyncExitStack()
-        captions.session = await stack.enter_async_context(
+        captions.stream = await stack.enter_async_context(
             self.sessions.open(options, sample_rate=rate)
         )
         captions.stack, captions.sample_rate = stack, rate
         captions.loop = asyncio.get_running_loop()
-        captions.last_seen = captions.loop.time()
         # Gradio keeps a closed tab's state for an hour; without audio we let go sooner.
-        captions.reaper = asyncio.create_task(self._reap_when_idle(captions))
+        captions.reaper = asyncio.create_task(self._reap(captions, captions.stream))
+
+    async def _finish(self, captions: Captions) -> Transcript | None:
+        """Every final of the stream shown, the stream closed; what it heard, if any."""
+        stream = captions.stream
+        if stream is None:
+            return None
+        try:
+            await stream.finish()
+            self._show(captions)
+        except StreamError as error:
+            raise refusal(error) from error
+        finally:
+            await self.close(captions)
+        return stream.session.transcript()
 
     def _show(self, captions: Captions) -> None:
-        assert captions.session is not None
-        for event in drain(captions.session):
+        assert captions.stream is not None
+        for event in ready_events(captions.stream.session):
             if isinstance(event, Partial):
                 captions.partial = event.text
             elif isinstance(event, Final):
@@ -148,7 +168,7 @@ class LiveTab:
 
     async def close(self, captions: Captions) -> None:
         stack, reaper = captions.stack, captions.reaper
-        captions.session = captions.stack = captions.reaper = None
+        captions.stream = captions.stack = captions.reaper = None
         if reaper is not None and reaper is not asyncio.current_task():
             reaper.cancel()
         if stack is not None:
@@ -159,20 +179,45 @@ class LiveTab:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _reap_when_idle(self, captions: Captions) -> None:
-        loop = asyncio.get_running_loop()
-        while captions.session is not None:
-            idle = loop.time() - captions.last_seen
-            if idle >= self.idle_s:
-                log.info("live tab: no audio for %.0f s; closing the session", idle)
-                await self.close(captions)
-                return
-            await asyncio.sleep(self.idle_s - idle)
+    async def _reap(self, captions: Captions, stream: LiveStream) -> None:
+        """Close the stream when it goes idle (the live core's rule), or a little while after
+        the server stops it (a drain), if no chunk came to show its finals meanwhile."""
+        while captions.stream is stream:
+            left = stream.idle_left()
+            if left <= 0:
+                log.info("live tab: too little audio; closing the stream")
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await stream.stopped.wait()
+            if stream.stopped.is_set():
+                await stream.finish()
+                await asyncio.sleep(STOP_GRACE_S)
+                break
+        if captions.stream is stream:
+            await self.close(captions)
+
+
+def refusal(error: StreamError) -> gr.Error:
+    """The stream's error as Gradio shows it: the message is the whole answer, so no
+    traceback in the log for what a client did."""
+    log.info("live tab: stream refused or ended: %s (%s)", error.code, error.message)
+    return gr.Error(error.message, print_exception=False)
+
+
+def check_sample_rate(rate: int) -> None:
+    """The rates the WebSocket accepts; anything else is refused before any work."""
+    if rate not in SAMPLE_RATES:
+        raise UnsupportedData(
+            f"The microphone's audio comes at {rate} Hz; the Live tab takes "
+            f"{', '.join(map(str, SAMPLE_RATES))} Hz.",
+            "unsupported_sample_rate",
+        )
 
 
 def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
     """Add the Live tab's components and events to the gr.Blocks being built."""
-    tab = LiveTab(sessions, settings.live_idle_timeout_s)
+    tab = LiveTab(sessions)
     with gr.Row():
         with gr.Column(scale=1):
             microphone = gr.Audio(

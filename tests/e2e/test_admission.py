@@ -11,14 +11,18 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.servers import AppProcess, run_app, wait_until
+from tests.support.samples import EN, load
 
 CLIENTS = 40
 HEALTH_POLLER = """
@@ -119,3 +123,44 @@ def test_a_flood_of_long_uploads_is_refused_before_any_work(
     assert wait_until(lambda: httpx.get(health).json()["queue_depth"] == 0, 60), httpx.get(
         health
     ).json()
+
+
+@pytest.fixture(scope="module")
+def long_wav() -> bytes:
+    """20 minutes of speech and pauses as a 38 MB WAV: its VAD takes 10 s or more here."""
+    clip = np.concatenate([load("en.wav"), np.zeros(3 * 16_000, np.float32)])
+    return wav_bytes(np.tile(clip, 150))
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [("/api/transcribe", {}),
+     ("/v1/audio/transcriptions", {"model": "whisper-1", "stream": "true"})],
+    ids=["json", "stream"],
+)  # fmt: skip
+def test_a_client_that_leaves_during_the_vad_frees_it_at_once(
+    default_app: AppProcess, long_wav: bytes, path: str, form: dict[str, str]
+) -> None:
+    """A client gives up on a long upload while the VAD works on it: the VAD stops at its
+    next chunk, so the next upload is answered at once, not when the VAD would have finished
+    (10 s and more before); with stream=true, where nothing is sent until the first segment,
+    the server notices the client left within a second (a 499 in the access log)."""
+    url = default_app.url
+    assert wait_until(lambda: httpx.get(f"{url}/health").json()["queue_depth"] == 0, 60)
+    gone = f"POST {path} 499"
+    logged_before = default_app.log().count(gone)  # the flood's clients left too
+    with pytest.raises(httpx.TimeoutException):  # decoded in a second; then the VAD runs
+        httpx.post(url + path, files={"file": ("long.wav", long_wav)}, data=form, timeout=4)
+    left = time.monotonic()
+    answer = httpx.post(f"{url}/api/transcribe", files={"file": ("en.wav", EN.read_bytes())},
+                        timeout=60)  # fmt: skip
+    answered = time.monotonic() - left
+    assert answer.status_code == 200, answer.text
+    assert wait_until(lambda: default_app.log().count(gone) > logged_before, 10)
+    logged = time.monotonic() - left
+    print(
+        f"\n[leaves during the VAD, {path}] next upload answered {answered:.2f} s after; "
+        f"499 logged within {logged:.2f} s"
+    )
+    assert answered < 3.0
+    assert logged < 3.0

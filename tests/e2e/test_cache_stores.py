@@ -7,6 +7,9 @@ multi-process sharing for SQLite, outages and foreign keys for Redis) follow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -26,6 +29,7 @@ from sensevoice_server.cache import (
     ResultCache,
     SqliteStore,
     Store,
+    StoreUnusable,
     cache_key,
     encode,
     open_cache,
@@ -142,7 +146,9 @@ def test_miss_then_hit_returns_an_equal_value(make_store: Callable[..., Store]) 
     assert cache.get(key()) is None
     cache.set(key(), VALUE)
     assert cache.get(key()) == VALUE
-    assert Transcript.from_dict(cache.get(key())["transcript"]).segments[1].text == "你好。"
+    hit = cache.get(key())
+    assert hit is not None
+    assert Transcript.from_dict(hit["transcript"]).segments[1].text == "你好。"
     stats = cache.stats()
     assert stats["hits"] == 2 and stats["misses"] == 1 and stats["errors"] == 0
     assert stats["hit_rate"] == pytest.approx(2 / 3)
@@ -272,6 +278,128 @@ def test_sqlite_store_is_safe_to_share_between_threads(tmp_path: Path) -> None:
     cache.close()
 
 
+@contextlib.contextmanager
+def small_disk(path: Path, size_kb: int) -> Iterator[Path]:
+    """A real, tiny file system at `path` (a tmpfs of `size_kb`), so a test can fill it; the
+    test is skipped where mounting needs a privilege it lacks."""
+    path.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs (a disk that can really fill up) needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def fill(directory: Path) -> None:
+    """Write a file into `directory` until its disk is full."""
+    with (directory / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:  # until ENOSPC
+            filler.write(b"\0" * 4096)
+
+
+def test_a_full_disk_still_serves_the_hits_it_holds(tmp_path: Path) -> None:
+    """A failed write pauses writes only: reads go on within the same pause."""
+    with small_disk(tmp_path / "disk", 512) as disk:
+        cache = ResultCache(
+            SqliteStore(disk / "r.sqlite3", max_bytes=1 << 24, ttl_s=None), retry_after_s=60
+        )
+        cache.set(key("kept"), VALUE)
+        fill(disk)
+        cache.set(key("big"), {"text": "x" * 200_000})  # needs pages the disk has not got
+        assert cache.errors == 1
+        assert cache.get(key("kept")) == VALUE
+        assert cache.get(key("big")) is None
+        assert (cache.hits, cache.errors) == (1, 1)
+        cache.close()
+
+
+def test_a_full_redis_still_serves_the_hits_it_holds() -> None:
+    server = RedisServer()
+    server.start()
+    cache = ResultCache(RedisStore(server.url, 3600), retry_after_s=60)
+    try:
+        cache.set(key("kept"), VALUE)
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # every write is now refused: "OOM command not allowed"
+        admin.close()
+        cache.set(key("new"), VALUE)
+        assert cache.errors == 1
+        assert cache.get(key("kept")) == VALUE  # reads are not paused by a refused write
+        assert cache.get(key("new")) is None
+    finally:
+        cache.close()
+        server.stop()
+
+
+SHARER = """
+import json, sys
+from sensevoice_server.cache import SqliteStore, StoreUnusable
+store = SqliteStore(sys.argv[1], max_bytes=1 << 24, ttl_s=None, retry_s=0)
+for line in sys.stdin:
+    try:
+        answer = store.get(line.strip())
+    except StoreUnusable:
+        answer = "unusable"
+    print(json.dumps(answer), flush=True)
+"""
+
+
+def smash(path: Path) -> None:
+    """What a failing disk or a stray writer does under running stores: the database, its
+    write-ahead log and its index all overwritten with random bytes, in place."""
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists():
+            with name.open("r+b") as handle:
+                handle.write(os.urandom(name.stat().st_size))
+
+
+def test_processes_sharing_a_corrupt_file_move_to_one_fresh_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One process finds the file corrupt and renames it aside; a fresh file is created only
+    once the other has let go of the old one (it checks on its next use), because SQLite's
+    last close of the old file would delete the fresh file's -wal by name."""
+    path = tmp_path / "shared.sqlite3"
+    store = SqliteStore(path, max_bytes=1 << 24, ttl_s=None, retry_s=0)
+    store.set("before", {"text": "written before"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    other = subprocess.Popen(
+        [sys.executable, "-c", SHARER, str(path)], env=env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert other.stdin is not None and other.stdout is not None
+
+    def other_gets(name: str) -> Any:
+        assert other.stdin is not None and other.stdout is not None
+        other.stdin.write(name + "\n")
+        other.stdin.flush()
+        return json.loads(other.stdout.readline())
+
+    try:
+        assert other_gets("before") == {"text": "written before"}  # it has the file open
+        smash(path)
+        with pytest.raises(StoreUnusable, match="corrupt"):
+            store.get("before")
+        with pytest.raises(StoreUnusable, match="being replaced"):
+            store.set("after", {"text": "written after"})  # the other still has the old file
+        assert not path.exists()
+        assert other_gets("before") is None  # it let go, and created the fresh file
+        store.set("after", {"text": "written after"})
+        assert other_gets("after") == {"text": "written after"}  # one file, shared again
+    finally:
+        other.stdin.close()
+        other.wait(10)
+        store.close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    kept = sorted(tmp_path.glob("shared.sqlite3.corrupt-*"))
+    assert [p.name[len(kept[0].name) :] for p in kept] == ["", "-shm", "-wal"]
+    assert str(kept[0]) in warning and str(path) in warning
+    assert other.stderr is not None and other.stderr.read() == ""  # no warning there: one line
+
+
 # --- Redis --------------------------------------------------------------------------------
 def test_redis_clear_leaves_other_applications_keys_alone(
     redis_server: RedisServer, prefix: str
@@ -375,7 +503,7 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_cached(
 
     async def main() -> list[Any]:
         calls = (cache.get_or_compute(key(), fail) for _ in range(8))
-        return await asyncio.gather(*calls, return_exceptions=True)
+        return list(await asyncio.gather(*calls, return_exceptions=True))
 
     results = asyncio.run(main())
     assert calls == 1

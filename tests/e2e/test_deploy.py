@@ -196,6 +196,7 @@ def cluster(
             "start", str(directory), "--replicas", str(REPLICAS), "--base-port", str(base),
             "--with-redis", "--redis-port", str(redis_port),
             "--with-nginx", f"127.0.0.1:{nginx_port}", "--startsecs", "3",
+            "--wait", str(READY_TIMEOUT), timeout=READY_TIMEOUT + 30,  # start waits for /ready
         )  # fmt: skip
         deployment.wait_ready()
         deployment.startup_s = time.monotonic() - started

@@ -60,6 +60,22 @@ def test_a_bad_value_is_one_line_naming_the_setting(
     assert took < 5
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SENSEVOICE_UI_AUTH", "hunter2-but-no-user"),
+        ("SENSEVOICE_API_KEYS", '["hunter2-one", "hunter2-two"'),  # a JSON list, unclosed
+    ],
+    ids=["ui-auth", "api-keys"],
+)
+def test_a_bad_secret_setting_is_named_but_its_value_never_shown(
+    model_env: dict[str, str], variable: str, value: str
+) -> None:
+    done, _ = start({**model_env, variable: value})
+    assert_one_clear_line(done, variable, "not shown")
+    assert "hunter2" not in done.stdout + done.stderr
+
+
 def test_a_missing_model_directory_fails_at_once_naming_it(model_env: dict[str, str]) -> None:
     done, took = start({**model_env, "SENSEVOICE_MODEL": "/nonexistent/SenseVoiceSmall"})
     assert_one_clear_line(done, "--model /nonexistent/SenseVoiceSmall", "no such directory")

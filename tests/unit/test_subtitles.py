@@ -113,3 +113,25 @@ def test_srt_and_vtt_files_are_well_formed() -> None:
     stamp = r"\d\d:\d\d:\d\d[,.]\d\d\d"
     assert all(re.fullmatch(f"{stamp} --> {stamp}", b.splitlines()[1]) for b in blocks)
     assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == len(blocks)
+
+
+def test_no_cue_ends_after_the_audio() -> None:
+    """A short last cue is held on screen MIN_CUE_S, and word times may overrun the VAD's end
+    by a few ms: neither may show text after the audio has ended (a 5.06 s clip once got a
+    last cue ending at 5.29 s)."""
+    text = "Hello there. The weather is nice today."
+    words = timed(text, start=0.2, pace=0.5)
+    words[-1] = Word("today.", 4.59, 5.08)  # the last word, overrunning a 5.06 s clip
+    transcript = Transcript(5.06, [segment(text, words)])
+    built = cues(transcript)
+    assert built[-1].lines == ["today."] and built[-1].start == 4.59
+    assert all(cue.start <= cue.end <= 5.06 for cue in built)
+    assert "00:00:04,590 --> 00:00:05,060" in to_srt(transcript)
+    assert "00:00:04.590 --> 00:00:05.060" in to_vtt(transcript)
+
+
+def test_short_cues_are_still_held_within_the_audio() -> None:
+    text = "Yes. No."
+    words = [Word("Yes.", 1.0, 1.2), Word("No.", 3.0, 3.2)]
+    built = cues(Transcript(10.0, [segment(text, words)]))
+    assert [(cue.start, cue.end) for cue in built] == [(1.0, 1.7), (3.0, 3.7)]

@@ -70,7 +70,8 @@ class OnnxBackend:
         self.precision = precision
         # dynamic int8 (sherpa-onnx's downloads, or ours without calibration clips) scales
         # activations over the whole padded batch, so an item's text would depend on its
-        # batch mates (FACTS.md): one item at a time. Static scales do not depend on it.
+        # batch mates (docs/FACTS.md, "ONNX and onnxruntime"): one item at a time. Static
+        # scales do not depend on it.
         self.batch_independent = precision == "fp32" or meta.get("quantization") == "static"
         self.cmvn = Cmvn.from_strings(meta["neg_mean"], meta["inv_stddev"])
         self.vocabulary = Vocabulary.from_model_dir(model_file.parent)

@@ -1,0 +1,122 @@
+"""The VAD stage: the reference's segments, found in chunks so a cancelled upload stops it.
+
+Both VADs the service runs: silero-vad (what the tests' apps use) and an FSMN VAD, the
+default fsmn-vad's architecture with random weights (tests/support/fsmn_vad.py), which is run
+one 60 s chunk per call so that it can stop between chunks: its segments must be exactly
+those of one call, as the reference pipeline makes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensevoice_server.engine import Engine
+from sensevoice_server.engine.vad import VadStage
+from sensevoice_server.options import DecodeOptions
+from sensevoice_server.settings import Settings
+from sensevoice_server.testing.reference import reference_model, reference_text
+from sensevoice_server.testing.servers import wait_until
+from tests.support.fsmn_vad import build_fsmn_vad
+from tests.support.inprocess import started_engine
+from tests.support.samples import load
+
+RELEASE_S = 2.0
+"""How soon after a cancel the VAD thread must be free: one FSMN chunk is about 0.3 s here
+(silero stops within one 32 ms window); before, it ran to the end of the file: 5-10 s."""
+
+
+def speech_with_pauses(minutes: float) -> np.ndarray:
+    """The English clip and 3 s of silence, over and over: a segment every 8 s, some of
+    them across the FSMN's 60 s chunk boundaries."""
+    clip = np.concatenate([load("en.wav"), np.zeros(3 * 16_000, np.float32)])
+    return np.tile(clip, int(minutes * 60 / (clip.size / 16_000)) + 1)
+
+
+@pytest.fixture(scope="module")
+def fsmn_vad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fsmn_vad(tmp_path_factory.mktemp("fsmn") / "fsmn-vad")
+
+
+@pytest.fixture(scope="module")
+def fsmn_engine(settings: Settings, fsmn_vad: Path) -> Iterator[Engine]:
+    engine = started_engine(settings, vad_model=str(fsmn_vad))
+    yield engine
+    engine.close(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def silero_engine(settings: Settings) -> Iterator[Engine]:
+    engine = started_engine(settings)  # the tests' settings: silero-vad
+    yield engine
+    engine.close(timeout=30)
+
+
+def test_fsmn_in_chunks_finds_exactly_the_segments_of_one_call(fsmn_vad: Path) -> None:
+    from funasr import AutoModel
+    from funasr.utils.vad_utils import merge_vad
+
+    stage = VadStage(str(fsmn_vad), max_single_segment_ms=30_000, merge_length_s=15,
+                     device="cpu")  # fmt: skip
+    one_call = AutoModel(model=str(fsmn_vad), max_single_segment_time=30_000, device="cpu",
+                         disable_update=True, disable_pbar=True, disable_log=True)  # fmt: skip
+    noise = np.random.default_rng(0).normal(0, 0.1, 120 * 16_000).astype(np.float32)
+    audios = {
+        "speech and pauses, 2.7 min": speech_with_pauses(2.6),
+        "noise, exactly two chunks": noise,  # cut at max_single_segment_time only
+        "noise, a chunk and a second": noise[: 61 * 16_000],
+        "one clip": load("en.wav"),
+    }
+    for name, audio in audios.items():
+        found = one_call.generate(input=audio)[0]["value"]
+        expected = [(start, end) for start, end in merge_vad(found, 15_000)]
+        assert len(found) > 1 or name == "one clip", (name, found)
+        assert stage.segments(audio) == expected, name
+
+
+def test_the_engine_with_an_fsmn_vad_equals_the_reference_pipeline(
+    fsmn_engine: Engine, fsmn_vad: Path, tiny_model: Path
+) -> None:
+    audio = speech_with_pauses(2.2)  # segments in three chunks
+    reference = reference_model(str(tiny_model), ncpu=1, vad_model=str(fsmn_vad))
+    result = fsmn_engine.submit(audio, DecodeOptions()).result(120)
+    assert len(result.segments) >= 6
+    assert result.text == reference_text(reference, audio, "auto", True)
+
+
+@pytest.mark.parametrize(("vad", "minutes"), [("silero", 20), ("fsmn", 40)])
+def test_a_cancelled_upload_frees_the_vad_at_once_and_is_counted_until_then(
+    vad: str, minutes: float, request: pytest.FixtureRequest
+) -> None:
+    """A client that leaves cancels its job: the VAD stops at its next chunk, so the next
+    upload's VAD starts at once, and queue_depth (what /health reports) counts the job for
+    as long as the VAD thread still works on it, never 0 while it does."""
+    engine: Engine = request.getfixturevalue(f"{vad}_engine")
+    upload = engine.submit(speech_with_pauses(minutes), DecodeOptions())
+    deadline = time.monotonic() + 30
+    while engine.workers.segmenting is None:  # the VAD thread took it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.5)  # part-way through its VAD (which would take 5-10 s)
+    assert engine.queue_depth == 1
+    upload.cancel()
+    cancelled = time.monotonic()
+    seen: list[tuple[int, bool]] = []
+    while not seen or seen[-1][1]:
+        depth = engine.queue_depth  # read before the VAD thread's state: a 0 here means
+        seen.append((depth, engine.workers.segmenting is not None))  # it had let go already
+        assert time.monotonic() - cancelled < 30
+    released = time.monotonic() - cancelled
+    assert all(depth == 1 for depth, busy in seen if busy), seen
+    short = engine.submit(load("en.wav"), DecodeOptions()).result(60)
+    answered = time.monotonic() - cancelled
+    print(
+        f"\n[{vad}] VAD free {released:.2f} s after the cancel; next upload answered in "
+        f"{answered:.2f} s; queue_depth while it ran {sorted({d for d, busy in seen if busy})}"
+    )
+    assert released < RELEASE_S and short.text
+    assert wait_until(lambda: engine.queue_depth == 0, 5)  # its done-callback runs after result()
