@@ -190,8 +190,10 @@ class SqliteStore:
         # mode=rw never creates the file: a connection opened as another process renames
         # the file aside fails rather than making an empty one outside the lock protocol.
         # isolation_level=None: we issue BEGIN/COMMIT ourselves and keep transactions short.
+        # "file://" + an absolute path: an empty authority, so even a path that starts with
+        # "//" (which sqlite:////abs/path gives) stays a path (https://sqlite.org/uri.html).
         conn = sqlite3.connect(
-            f"file:{quote(str(self.path))}?mode={'rwc' if create else 'rw'}",
+            f"file://{quote(str(self.path.absolute()))}?mode={'rwc' if create else 'rw'}",
             uri=True,
             timeout=self._busy_timeout_s,
             isolation_level=None,

@@ -222,3 +222,16 @@ def test_a_store_closed_mid_call_closes_that_connection_when_it_comes_back(
         conn.execute("SELECT 1")
     with pytest.raises(RuntimeError, match="closed"):
         store.get("key")
+
+
+@pytest.mark.parametrize("name", ["plain.sqlite3", "odd ?#%& name.sqlite3"])
+def test_any_path_opens_as_given(name: str, tmp_path: Path) -> None:
+    """The store opens files through SQLite URIs (mode=rw: never create one by accident);
+    characters that mean something in a URI, and the leading "//" that
+    sqlite:////abs/path gives, still name the file itself."""
+    for path in (tmp_path / name, Path("/" + str(tmp_path / name))):
+        store = SqliteStore(path, max_bytes=1 << 20, ttl_s=None)
+        store.set("key", VALUE)
+        assert store.get("key") == VALUE
+        store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, f"{name}.lock"]
