@@ -1,27 +1,130 @@
-"""Every output format, rendered from the one Transcript: the HTTP API, the UI's downloads and
-the batch CLI all write files through here (docs/ARCHITECTURE.md, invariant 5).
+"""Every output format in one table (`FORMATS`): its name, a file's suffix, its media type and
+its renderer from the one Transcript (docs/ARCHITECTURE.md, invariant 5). The OpenAI-compatible
+route, the web UI's downloads and the batch CLI (in-process and with --url, which asks the
+route) all render through here, so one clip gives the same bytes in a format whichever way it
+was asked for (tests/e2e/test_batch_cli.py holds them to it). Adding a format is one entry
+here and its test (tests/unit/test_formats.py).
 
-- `txt`: the rich text (emotion and event emoji kept); `srt`, `vtt`: subtitles.py;
-- `json`: the native API's shape (segments with language, emotion, events, words);
-- `verbose_json`: OpenAI's shape, plus language, emotion and events per segment;
-- `diarized_json`: OpenAI's shape for segments with speakers.
+The names are OpenAI's `response_format` values, and each means one thing everywhere:
+
+- `text`: the rich text (emotion and event emoji kept); the batch CLI also takes `txt`;
+- `json`: OpenAI's `{"text": ...}`, with `logprobs` when they were asked for;
+- `verbose_json`: OpenAI's verbose shape, plus language, emotion and events per segment;
+- `diarized_json`: OpenAI's shape for segments with speakers (speaker labels on);
+- `srt`, `vtt`: readable subtitles (subtitles.py).
+
+Every rendering ends with one newline, so `text` is the rich text and a newline: a text file
+ends with one (POSIX's definition of a line; `cat`, `wc -l` and diff count on it), srt and vtt
+already did, and the batch CLI takes an empty file for one a killed run left, so even no
+speech must render to something. Clients of OpenAI's route commonly strip the text they get.
+JSON is indented by two spaces, as OpenAI's reference shows its answers, so a file reads well.
+
+`native` is not a format: it is the native API's JSON (/api/transcribe), which adds the
+request's own fields (model, processing time, from_cache) to the transcript's.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sensevoice_server.subtitles import CueLimits, to_srt, to_vtt
-from sensevoice_server.transcript import Segment, Transcript
+from sensevoice_server.transcript import Segment, Transcript, Word
 
-FileFormat = Literal["txt", "srt", "vtt", "json", "verbose_json"]
-SUFFIXES: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json",
-                            "verbose_json": ".verbose.json"}  # fmt: skip
+FormatName = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
+"""OpenAI's AudioResponseFormat; tests/unit/test_formats.py holds it to the SDK's and FORMATS."""
+
 # Whisper names languages in full in verbose_json.
 WHISPER_LANGUAGES = {"zh": "chinese", "en": "english", "yue": "cantonese", "ja": "japanese",
                   "ko": "korean", "nospeech": "nospeech"}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """What a request may change in a rendering, besides the transcript itself."""
+
+    limits: CueLimits = field(default_factory=CueLimits)  # srt, vtt: the cues' size
+    segments: bool = True  # verbose_json: the segments (OpenAI's timestamp_granularities)
+    words: bool = False  # verbose_json: every word at the top level (the transcript's words)
+    logprobs: bool = False  # json: each token's log-probability
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format, as every front end offers it."""
+
+    name: FormatName
+    suffix: str  # a file's: `json` and `verbose_json` differ, so one input may have both
+    media_type: str
+    body: Callable[[Transcript, Rendering], str]
+    label: str | None  # the web UI's download button; None: not offered there
+    word_times: bool = False  # decoded with word times unless a request asks otherwise
+    needs_speakers: bool = False  # only with speaker labels on
+
+    def render(self, transcript: Transcript, rendering: Rendering | None = None) -> str:
+        """The whole answer or file in this format: ends with one newline (see above)."""
+        text = self.body(transcript, rendering or Rendering())
+        return text if text.endswith("\n") else text + "\n"
+
+
+# --- the bodies -------------------------------------------------------------------------------
+def text_body(transcript: Transcript, rendering: Rendering) -> str:
+    return transcript.rich_text
+
+
+def json_body(transcript: Transcript, rendering: Rendering) -> str:
+    out: dict[str, Any] = {"text": transcript.rich_text}
+    if rendering.logprobs:
+        out["logprobs"] = logprobs(transcript)
+    return dumps(out)
+
+
+def verbose_json_body(transcript: Transcript, rendering: Rendering) -> str:
+    return dumps(verbose_json(transcript, segments=rendering.segments, words=rendering.words))
+
+
+def diarized_json_body(transcript: Transcript, rendering: Rendering) -> str:
+    return dumps(diarized_json(transcript))
+
+
+def srt_body(transcript: Transcript, rendering: Rendering) -> str:
+    return to_srt(transcript, rendering.limits)
+
+
+def vtt_body(transcript: Transcript, rendering: Rendering) -> str:
+    return to_vtt(transcript, rendering.limits)
+
+
+def dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, indent=2)
+
+
+FORMATS: dict[str, Format] = {
+    fmt.name: fmt
+    for fmt in (
+        Format("text", ".txt", "text/plain; charset=utf-8", text_body, "TXT"),
+        Format("srt", ".srt", "application/x-subrip; charset=utf-8", srt_body, "SRT",
+               word_times=True),  # cues are cut at word times: they need them to be readable
+        Format("vtt", ".vtt", "text/vtt; charset=utf-8", vtt_body, "VTT", word_times=True),
+        # json is the text in quotes: the UI offers verbose_json as its JSON instead
+        Format("json", ".json", "application/json", json_body, None),
+        Format("verbose_json", ".verbose.json", "application/json", verbose_json_body, "JSON"),
+        # verbose_json names each segment's speaker too, so the UI needs no second JSON
+        Format("diarized_json", ".diarized.json", "application/json", diarized_json_body, None,
+               needs_speakers=True),
+    )
+}  # fmt: skip
+ALIASES = {"txt": "text"}  # the batch CLI's name for text (its suffix) since its first version
+
+
+def canonical(name: str) -> str:
+    """A format's name for an alias (`txt` -> `text`); any other name unchanged."""
+    return ALIASES.get(name, name)
+
+
+# --- OpenAI's shapes and the native API's -----------------------------------------------------
 def native(transcript: Transcript) -> dict[str, Any]:
     """The native API's transcript fields (schemas.TranscriptionOut adds the request's)."""
     return {
@@ -46,8 +149,8 @@ def native_segment(segment: Segment) -> dict[str, Any]:
     return out
 
 
-def word_dict(word: Any) -> dict[str, Any]:
-    out = {"word": word.word, "start": word.start, "end": word.end}
+def word_dict(word: Word) -> dict[str, Any]:
+    out: dict[str, Any] = {"word": word.word, "start": word.start, "end": word.end}
     if word.probability is not None:
         out["probability"] = word.probability
     return out
@@ -118,24 +221,3 @@ def logprobs(transcript: Transcript) -> list[dict[str, Any]]:
         for segment in transcript.segments
         for item in segment.logprobs
     ]
-
-
-DEFAULT_LIMITS = CueLimits()
-
-
-def render_file(transcript: Transcript, fmt: str, limits: CueLimits = DEFAULT_LIMITS) -> str:
-    """A whole file's content in `fmt` (txt, srt, vtt, json, verbose_json)."""
-    import json
-
-    if fmt == "txt":
-        return transcript.rich_text + "\n"
-    if fmt == "srt":
-        return to_srt(transcript, limits)
-    if fmt == "vtt":
-        return to_vtt(transcript, limits)
-    if fmt == "json":
-        return json.dumps(native(transcript), ensure_ascii=False, indent=2) + "\n"
-    if fmt == "verbose_json":
-        body = verbose_json(transcript, words=bool(transcript.words))
-        return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
-    raise ValueError(f"unknown format {fmt!r}")

@@ -4,7 +4,9 @@ Follows https://platform.openai.com/docs/api-reference/audio/createTranscription
 schemas of OpenAI's OpenAPI document (tests/support/openai_schema/): json, text, srt, vtt,
 verbose_json (segments and/or words), diarized_json (when speaker labels are on),
 `include[]=logprobs` and `stream=true` (server-sent events, api/events.py). Answers keep
-SenseVoice's language, emotion and event tags, which OpenAI's own models do not give.
+SenseVoice's language, emotion and event tags, which OpenAI's own models do not give. Every
+format is rendered by formats.py, as the web UI's downloads and the batch CLI's files are;
+`use_itn` and the subtitle limits are SenseVoice's own fields.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import Response
 
 from sensevoice_server import formats
 from sensevoice_server.api.auth import require_api_key
@@ -35,14 +37,34 @@ from sensevoice_server.api.uploads import (
 )
 from sensevoice_server.errors import BadRequest, ModelNotFound, NotFound
 from sensevoice_server.options import DecodeOptions, Language
-from sensevoice_server.service import TranscriptionResult
 from sensevoice_server.settings import Settings
-from sensevoice_server.subtitles import CueLimits, to_srt, to_vtt
+from sensevoice_server.subtitles import CueLimits
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 STARTED = int(time.time())
+# what /docs shows for each media type the formats answer in (formats.py lists them)
+EXAMPLES: dict[str, object] = {
+    "application/json": {"text": "Hello, this is a test.😊"},
+    "text/plain": "Hello, this is a test.😊\n",
+    "application/x-subrip": "1\n00:00:00,230 --> 00:00:02,690\nHello, this is a test.😊\n",
+    "text/vtt": "WEBVTT\n\n00:00:00.230 --> 00:00:02.690\nHello, this is a test.😊\n",
+}
+
+
+def documented_content() -> dict[str, dict[str, object]]:
+    """The 200 answer's content types: every format's, and the stream's."""
+    content: dict[str, dict[str, object]] = {}
+    for fmt in formats.FORMATS.values():
+        media_type = fmt.media_type.split(";")[0]
+        example: dict[str, object] = (
+            {"example": EXAMPLES[media_type]} if media_type in EXAMPLES else {}
+        )
+        content.setdefault(media_type, example)
+    content["text/event-stream"] = {
+        "example": 'data: {"type": "transcript.text.delta", "delta": "Hello"}'
+    }
+    return content
 
 
 @router.get("/models", summary="Models served (OpenAI's list shape)", response_model=ModelListOut)
@@ -62,20 +84,8 @@ async def list_models(settings: SettingsDep) -> ModelListOut:
         **ERROR_RESPONSES,
         200: {
             "description": "json, verbose_json and diarized_json as JSON; text as plain text; "
-            "srt and vtt as subtitles; with stream=true, server-sent events.",
-            "content": {
-                "application/json": {"example": {"text": "Hello, this is a test.😊"}},
-                "text/plain": {"example": "Hello, this is a test.😊"},
-                "application/x-subrip": {
-                    "example": "1\n00:00:00,230 --> 00:00:02,690\nHello, this is a test.😊\n"
-                },
-                "text/vtt": {
-                    "example": "WEBVTT\n\n00:00:00.230 --> 00:00:02.690\nHello, this is a test.😊\n"
-                },
-                "text/event-stream": {
-                    "example": 'data: {"type": "transcript.text.delta", "delta": "Hello"}'
-                },
-            },
+            "srt and vtt as subtitles (formats.py); with stream=true, server-sent events.",
+            "content": documented_content(),
         },
         404: {"description": "The model name is not served"},
     },
@@ -98,7 +108,13 @@ async def create_transcription(
         ),
     ] = None,
     prompt: Annotated[str | None, Form(description="Accepted and ignored.")] = None,
-    response_format: Annotated[ResponseFormat, Form()] = "json",
+    response_format: Annotated[
+        formats.FormatName,
+        Form(
+            description="The answer's format: the same bytes as the web UI's and the batch "
+            "CLI's files in that format."
+        ),
+    ] = "json",
     temperature: Annotated[float | None, Form(description="Accepted and ignored.")] = None,
     timestamp_granularities: Annotated[
         list[Literal["word", "segment"]] | None,
@@ -121,34 +137,48 @@ async def create_transcription(
     subtitle_tags: Annotated[
         bool, Form(description="srt/vtt: keep the emotion and event emoji.")
     ] = True,
+    use_itn: Annotated[
+        bool, Form(description="Punctuation and numbers as written (SenseVoice's own).")
+    ] = True,
 ) -> Response:
     check_model(model, settings)
-    if response_format == "diarized_json" and not settings.speakers:
+    fmt = formats.FORMATS[response_format]
+    if fmt.needs_speakers and not settings.speakers:
         raise BadRequest(
-            "diarized_json needs speaker labels, which this server has off; start it with "
+            f"{fmt.name} needs speaker labels, which this server has off; start it with "
             "--speakers (SENSEVOICE_SPEAKERS=true).",
             param="response_format",
         )
     granularities = set(timestamp_granularities or ["segment"])
     # subtitles are cut at word times (readable cues need them) unless only segment times
     # were asked for; other formats align words only when asked
-    subtitles = response_format in ("srt", "vtt")
-    words = (subtitles and not timestamp_granularities) or "word" in granularities
+    words = (fmt.word_times and not timestamp_granularities) or "word" in granularities
     options = DecodeOptions(
-        language=language or "auto", use_itn=True, word_timestamps=words,
+        language=language or "auto", use_itn=use_itn, word_timestamps=words,
         logprobs="logprobs" in (include or []),
     )  # fmt: skip
     data = spooled_upload(file, transcriber.limits)
     if stream:
         return await stream_transcription(
-            request, transcriber, data, options, diarized=response_format == "diarized_json"
+            request, transcriber, data, options, diarized=fmt.needs_speakers
         )
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
-    limits = CueLimits(max_line_chars=max_line_chars, max_cue_s=max_cue_s, tags=subtitle_tags)
-    response = render(result, response_format, granularities, options, limits)
-    response.headers["X-Audio-Duration"] = f"{result.transcript.duration:g}"  # for any format
-    return response
+    rendering = formats.Rendering(
+        limits=CueLimits(max_line_chars=max_line_chars, max_cue_s=max_cue_s, tags=subtitle_tags),
+        segments="segment" in granularities, words="word" in granularities,
+        logprobs=options.logprobs,
+    )  # fmt: skip
+    # the body is the format's bytes alone (the same as the UI's and the CLI's files);
+    # what varies with the request goes in headers, for any format
+    return Response(
+        fmt.render(result.transcript, rendering),
+        media_type=fmt.media_type,
+        headers={
+            "X-Audio-Duration": f"{result.transcript.duration:g}",
+            "X-From-Cache": str(result.from_cache).lower(),
+        },
+    )
 
 
 def served_names(settings: Settings) -> list[str]:
@@ -166,38 +196,12 @@ def check_model(model: str, settings: Settings) -> None:
 
 def describe_form(document: Document, settings: Settings) -> None:
     """The form as this server takes it (api/schemas.py): the model names it serves, and
-    diarized_json only with speaker labels on."""
+    the formats that need speaker labels (diarized_json) only with them on."""
     fields = form_schema(document, "/v1/audio/transcriptions")["properties"]
     fields["model"]["enum"] = served_names(settings)
     if not settings.speakers:
-        fields["response_format"]["enum"].remove("diarized_json")
-
-
-def render(
-    result: TranscriptionResult,
-    response_format: ResponseFormat,
-    granularities: set[str],
-    options: DecodeOptions,
-    limits: CueLimits,
-) -> Response:
-    transcript = result.transcript
-    if response_format == "text":
-        return PlainTextResponse(transcript.rich_text)
-    if response_format == "srt":
-        return PlainTextResponse(to_srt(transcript, limits), media_type="application/x-subrip")
-    if response_format == "vtt":
-        return PlainTextResponse(to_vtt(transcript, limits), media_type="text/vtt")
-    if response_format == "verbose_json":
-        body = formats.verbose_json(
-            transcript, segments="segment" in granularities, words="word" in granularities
-        )
-        return JSONResponse({**body, "from_cache": result.from_cache})
-    if response_format == "diarized_json":
-        return JSONResponse(formats.diarized_json(transcript))
-    body = {"text": transcript.rich_text}
-    if options.logprobs:
-        body["logprobs"] = formats.logprobs(transcript)
-    return JSONResponse(body)
+        enum = fields["response_format"]["enum"]
+        enum[:] = [name for name in enum if not formats.FORMATS[name].needs_speakers]
 
 
 @router.api_route(

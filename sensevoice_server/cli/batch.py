@@ -1,7 +1,8 @@
 """`python -m sensevoice_server.cli batch PATH...`: transcribe files and folders to files.
 
 Folders are searched recursively for audio files. Each output lands beside its input, or
-under --out with the same relative path, in --format (txt, srt, vtt, json, verbose_json);
+under --out with the same relative path, in --format (text, srt, vtt, json, verbose_json,
+diarized_json: the API's formats and bytes; txt is text's other name);
 inputs that would share an output keep their own suffix (en.wav.srt, en.mp3.srt). A file
 whose output exists is skipped unless --overwrite, so an interrupted run resumes (outputs
 are written whole or not at all). One bad file is reported and the rest go on: exit status
@@ -66,12 +67,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     batch.add_argument("paths", nargs="+", type=Path, help="audio files and folders")
     batch.add_argument("--out", type=Path, help="write outputs here (default: beside each input)")
-    batch.add_argument("--format", default="txt", choices=sorted(formats.SUFFIXES))
+    batch.add_argument("--format", default="text", type=formats.canonical,
+                       choices=list(formats.FORMATS), help="txt is text's other name")  # fmt: skip
     batch.add_argument("--overwrite", action="store_true", help="redo files already done")
     batch.add_argument("--language", default="auto", choices=LANGUAGES)
     batch.add_argument("--no-itn", action="store_true", help="no punctuation or number ITN")
     batch.add_argument(
-        "--words", action="store_true", help="word times in json/verbose_json (srt/vtt: always)"
+        "--words", action="store_true", help="word times in verbose_json (srt/vtt: always)"
     )
     batch.add_argument("--num-speakers", type=int, help="with --speakers: how many")
     batch.add_argument("--max-line-chars", type=int, default=42, help="subtitle line (42)")
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: no audio files found in " + " ".join(map(str, args.paths)), file=sys.stderr)
         return 2
     try:
-        jobs = plan(sources, args.paths, args.out, formats.SUFFIXES[args.format])
+        jobs = plan(sources, args.paths, args.out, formats.FORMATS[args.format].suffix)
     except OutputCollision as collision:
         print(f"error: {collision}", file=sys.stderr)
         return 2
@@ -168,7 +170,7 @@ async def local_transcriber(
     args: argparse.Namespace,
 ) -> tuple[Transcribe, Callable[[], Awaitable[None]]]:
     """The service's own Transcriber, in this process: the model loads once."""
-    from sensevoice_server.app import build_transcriber
+    from sensevoice_server.core import build_transcriber
     from sensevoice_server.errors import ServiceError
     from sensevoice_server.model_source import resolve
     from sensevoice_server.settings import Settings
@@ -177,12 +179,15 @@ async def local_transcriber(
     given.setdefault("max_duration_s", 6 * 3600.0)  # a file, not an upload: allow long ones
     given.setdefault("max_upload_mb", FILE_LIMIT_MB)
     settings, _ = resolve(Settings(**given))
+    fmt = formats.FORMATS[args.format]
+    if fmt.needs_speakers and not settings.speakers:
+        raise SystemExit(f"error: {fmt.name} needs speaker labels: add --speakers")
     transcriber = build_transcriber(settings)
-    transcriber.engine.start()
-    if not await asyncio.to_thread(transcriber.engine.wait_ready, None):
-        raise SystemExit(f"error: the model could not be loaded: {transcriber.engine.failure}")
+    transcriber.start()
+    if not await asyncio.to_thread(transcriber.wait_ready, None):
+        raise SystemExit(f"error: the model could not be loaded: {transcriber.failure}")
     options = options_of(args)
-    limits = limits_of(args)
+    rendering = rendering_of(args)
     max_bytes = max_file_bytes(args)
 
     async def transcribe(source: Path) -> tuple[str, float]:
@@ -191,26 +196,25 @@ async def local_transcriber(
             result = await transcriber.transcribe(data, options)
         except ServiceError as error:
             raise RuntimeError(error.message) from error
-        return formats.render_file(
-            result.transcript, args.format, limits
-        ), result.transcript.duration
+        return fmt.render(result.transcript, rendering), result.transcript.duration
 
     async def close() -> None:
-        await asyncio.to_thread(transcriber.engine.close, 60)
-        transcriber.close()
+        await asyncio.to_thread(transcriber.close, 60)
 
     return transcribe, close
 
 
 def options_of(args: argparse.Namespace) -> DecodeOptions:
-    words = args.words or args.format in ("srt", "vtt")
+    words = args.words or formats.FORMATS[args.format].word_times
     return DecodeOptions(args.language, not args.no_itn, word_timestamps=words,
                          num_speakers=args.num_speakers)  # fmt: skip
 
 
-def limits_of(args: argparse.Namespace) -> CueLimits:
-    return CueLimits(max_line_chars=args.max_line_chars, max_cue_s=args.max_cue_s,
-                     tags=not args.no_tags)  # fmt: skip
+def rendering_of(args: argparse.Namespace) -> formats.Rendering:
+    """What the flags change in a rendering: the same as what cli/remote.py asks the API for."""
+    limits = CueLimits(max_line_chars=args.max_line_chars, max_cue_s=args.max_cue_s,
+                       tags=not args.no_tags)  # fmt: skip
+    return formats.Rendering(limits=limits, words=args.words)
 
 
 def print_summary(outcomes: list[Outcome], elapsed_s: float) -> None:

@@ -1,7 +1,9 @@
 """The batch CLI's client of a running server: each file's output asked of the server.
 
-The server renders every format itself (its cache and queue apply); a 429 is retried after
-its Retry-After, so --concurrency may exceed what one replica admits at once.
+The server renders every format itself (formats.py, through the OpenAI-compatible route; its
+cache and queue apply), and its answer is written as it came: the same bytes as an in-process
+run gives. A 429 is retried after its Retry-After, so --concurrency may exceed what one
+replica admits at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import httpx
 
 from sensevoice_server.cli.files import read_input
 
+ROUTE = "/v1/audio/transcriptions"
 RETRIES = 50  # 429s survived per file before it fails
 TIMEOUT_S = 3 * 3600.0  # a long file on a busy server takes a while
 
@@ -24,45 +27,48 @@ class RemoteTranscriber:
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         self._client = httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers,
                                          timeout=httpx.Timeout(TIMEOUT_S, connect=10))  # fmt: skip
-        self._args = args
+        self._form = form_of(args)
         self._max_bytes = max_bytes  # an input larger than this is refused unread
+        self._model: asyncio.Task[str] | None = None
 
     async def transcribe(self, source: Path) -> tuple[str, float]:
-        route, form = self._request()
+        form = {**self._form, "model": await self.model()}
         data = await asyncio.to_thread(read_input, source, self._max_bytes)
         for _ in range(RETRIES):
-            answer = await self._client.post(route, files={"file": (source.name, data)}, data=form)
+            answer = await self._client.post(ROUTE, files={"file": (source.name, data)}, data=form)
             if answer.status_code != 429:
                 break
             await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
         if answer.status_code != 200:
             raise RuntimeError(f"HTTP {answer.status_code}: {message_of(answer)}")
-        if route == "/api/transcribe":
-            body = answer.json()
-            import json
+        return answer.content.decode(), float(answer.headers.get("X-Audio-Duration", "0"))
 
-            return json.dumps(body, ensure_ascii=False, indent=2) + "\n", float(body["duration"])
-        text = answer.text if answer.text.endswith("\n") else answer.text + "\n"
-        return text, float(answer.headers.get("X-Audio-Duration", "0"))
+    async def model(self) -> str:
+        """The name the server serves its model under (asked once, by the first file)."""
+        if self._model is None:
+            self._model = asyncio.ensure_future(self._served_model())
+        return await self._model
 
-    def _request(self) -> tuple[str, dict[str, Any]]:
-        args = self._args
-        if args.format == "json":
-            return "/api/transcribe", {"language": args.language, "use_itn": str(not args.no_itn),
-                                       "word_timestamps": str(args.words)}  # fmt: skip
-        form: dict[str, Any] = {"model": "sensevoice-small", "language": args.language
-                                if args.language != "auto" else ""}  # fmt: skip
-        fmt = {"txt": "text"}.get(args.format, args.format)
-        form["response_format"] = fmt
-        if fmt in ("srt", "vtt"):
-            form.update(max_line_chars=str(args.max_line_chars), max_cue_s=str(args.max_cue_s),
-                        subtitle_tags=str(not args.no_tags))  # fmt: skip
-        if fmt == "verbose_json" and args.words:
-            form["timestamp_granularities[]"] = ["word", "segment"]
-        return "/v1/audio/transcriptions", form
+    async def _served_model(self) -> str:
+        answer = await self._client.get("/v1/models")
+        if answer.status_code != 200:
+            raise RuntimeError(f"HTTP {answer.status_code} from /v1/models: {message_of(answer)}")
+        return str(answer.json()["data"][0]["id"])
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def form_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The route's form for the CLI's flags: the format by its name, and what changes it."""
+    form: dict[str, Any] = {"response_format": args.format, "language": args.language,
+                            "use_itn": str(not args.no_itn).lower(),
+                            "max_line_chars": str(args.max_line_chars),
+                            "max_cue_s": str(args.max_cue_s),
+                            "subtitle_tags": str(not args.no_tags).lower()}  # fmt: skip
+    if args.words:  # the in-process run's verbose_json has words with --words; so does this
+        form["timestamp_granularities[]"] = ["word", "segment"]
+    return form
 
 
 def message_of(answer: httpx.Response) -> str:

@@ -1,4 +1,7 @@
-"""Transcripts as files the browser downloads: TXT, SRT, VTT and JSON, through formats.py.
+"""Transcripts as files the browser downloads: each format of formats.py's table that has a
+button label (TXT, SRT, VTT, and verbose_json as JSON), rendered there as the API renders it.
+The UI always decodes word times (its subtitles need them), so its JSON carries the words: the
+same bytes as the API's verbose_json with `timestamp_granularities[]=word,segment`.
 
 Files are written under the temporary directory (where Gradio may serve files from) in a
 directory per transcript; Gradio copies them into its own cache when it sends them, so
@@ -17,10 +20,11 @@ from typing import Any
 
 import gradio as gr
 
-from sensevoice_server.formats import render_file
+from sensevoice_server.formats import FORMATS, Format, Rendering
 from sensevoice_server.transcript import Transcript
 
-FORMATS = {"txt": "TXT", "srt": "SRT", "vtt": "VTT", "json": "JSON"}
+OFFERED: list[Format] = [fmt for fmt in FORMATS.values() if fmt.label]
+RENDERING = Rendering(words=True)  # the default cue limits, every segment and every word
 ROOT = Path(tempfile.gettempdir()) / "sensevoice-downloads"
 KEEP_S = 3600
 
@@ -28,28 +32,28 @@ KEEP_S = 3600
 def button_updates(transcript: Transcript | None, stem: str) -> list[Any]:
     """The download buttons' new state: hidden without speech, else each with its file."""
     if transcript is None or transcript.no_speech:
-        return [gr.DownloadButton(visible=False) for _ in FORMATS]
+        return [gr.DownloadButton(visible=False) for _ in OFFERED]
     paths = write_downloads(transcript, stem)
-    return [gr.DownloadButton(value=str(paths[fmt]), visible=True) for fmt in FORMATS]
+    return [gr.DownloadButton(value=str(paths[fmt.name]), visible=True) for fmt in OFFERED]
 
 
 def download_buttons(id_prefix: str) -> list[Any]:
-    """One hidden button per format (shown once there is a transcript), ids `PREFIX-FMT`."""
+    """One hidden button per format (shown once there is a transcript), ids `PREFIX-NAME`."""
     return [
-        gr.DownloadButton(f"Download {label}", visible=False, size="sm",
-                          elem_id=f"{id_prefix}-{fmt}")
-        for fmt, label in FORMATS.items()
+        gr.DownloadButton(f"Download {fmt.label}", visible=False, size="sm",
+                          elem_id=f"{id_prefix}-{fmt.name}")
+        for fmt in OFFERED
     ]  # fmt: skip
 
 
 def write_downloads(transcript: Transcript, stem: str = "transcript") -> dict[str, Path]:
-    """One file per format, in a fresh directory: {"txt": path, ...}."""
+    """One file per format offered, in a fresh directory: {"text": path, ...}."""
     directory = fresh_directory()
-    paths = {}
-    for fmt in FORMATS:
-        path = directory / f"{safe_stem(stem)}.{fmt}"
-        path.write_text(render_file(transcript, fmt), encoding="utf-8")
-        paths[fmt] = path
+    paths: dict[str, Path] = {}
+    for fmt in OFFERED:
+        path = directory / f"{safe_stem(stem)}{fmt.suffix}"
+        path.write_bytes(render(transcript, fmt))
+        paths[fmt.name] = path
     return paths
 
 
@@ -59,9 +63,14 @@ def write_zip(transcripts: list[tuple[str, Transcript]]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for index, (name, transcript) in enumerate(transcripts):
             stem = f"{index + 1:03d}-{safe_stem(name)}"
-            for fmt in FORMATS:
-                archive.writestr(f"{stem}.{fmt}", render_file(transcript, fmt))
+            for fmt in OFFERED:
+                archive.writestr(f"{stem}{fmt.suffix}", render(transcript, fmt))
     return path
+
+
+def render(transcript: Transcript, fmt: Format) -> bytes:
+    """A file's bytes (UTF-8, and "\n" whatever the platform: the API's bytes exactly)."""
+    return fmt.render(transcript, RENDERING).encode()
 
 
 def fresh_directory() -> Path:

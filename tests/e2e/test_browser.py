@@ -113,7 +113,7 @@ def test_upload_transcribe_and_see_transcript_segments_legend_and_downloads(
     button.click()
     srt = downloaded(tmp_path / "downloads", ".srt").read_text()
     assert srt.startswith("1\n00:00:00,") and " --> " in srt
-    for fmt in ("txt", "vtt", "json"):
+    for fmt in ("text", "vtt", "verbose_json"):  # formats.py's names
         assert browser.find_element(By.ID, f"download-{fmt}").is_displayed()
 
 

@@ -24,10 +24,11 @@ async def native(client: httpx.AsyncClient) -> dict:
 
 
 async def test_json_and_text_carry_the_rich_text(app: InProcessApp) -> None:
+    """text ends with one newline, as the same format's file does (formats.py says why)."""
     expected = (await native(app.client))["text"]
     assert (await transcription(app.client)).json() == {"text": expected}
     text = await transcription(app.client, response_format="text")
-    assert text.headers["content-type"].startswith("text/plain") and text.text == expected
+    assert text.headers["content-type"].startswith("text/plain") and text.text == expected + "\n"
 
 
 async def test_subtitles_are_cut_at_word_times_within_the_cue_limits(app: InProcessApp) -> None:
