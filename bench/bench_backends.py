@@ -62,7 +62,7 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
 
         decode_text(audio[10])
     else:
-        from sensevoice_server.engine import Engine
+        from sensevoice_server.engine import Engine, EngineSettings
         from sensevoice_server.options import DecodeOptions
         from sensevoice_server.settings import Settings
 
@@ -70,7 +70,7 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
         settings = Settings(model=model, vad_model="silero-vad", device="cpu", ncpu=ncpu,
                             backend=backend, precision=precision, cache_url="none",
                             onnx_dir=export_dir if backend == "onnx" else None)  # fmt: skip
-        engine = Engine(settings)
+        engine = Engine(EngineSettings.of(settings))
         engine.start()
         assert engine.wait_ready(3600), engine.failure
         backend_load = engine.workers.backend_load_s

@@ -34,8 +34,8 @@ configure_logging("warning")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from sensevoice_server.app import build_transcriber  # noqa: E402
 from sensevoice_server.audio import AudioLimits, decode  # noqa: E402
+from sensevoice_server.core import build_transcriber  # noqa: E402
 from sensevoice_server.options import DecodeOptions  # noqa: E402
 from sensevoice_server.settings import Settings  # noqa: E402
 from sensevoice_server.testing.reference import reference_model  # noqa: E402
@@ -62,15 +62,14 @@ def measure_transcriber(
     settings: Settings, clips: dict[int, bytes], repeat: int
 ) -> dict[int, float]:
     transcriber = build_transcriber(settings)
-    engine = transcriber.engine
-    engine.start()
-    assert engine.wait_ready(600), engine.failure
+    transcriber.start()
+    assert transcriber.wait_ready(600), transcriber.failure
     results = {}
     for seconds, data in clips.items():
         run = lambda: asyncio.run(transcriber.transcribe(data, DecodeOptions()))  # noqa: E731, B023
         run()
         results[seconds] = median(timed(run, repeat))
-    engine.close(timeout=60)
+    transcriber.close(timeout=60)
     return results
 
 

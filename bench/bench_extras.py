@@ -26,7 +26,7 @@ from bench.common import OUT, ROOT, clip, full_model, print_table
 
 
 def engine_for(backend: str, ncpu: int, speakers: Path | None = None):  # type: ignore[no-untyped-def]
-    from sensevoice_server.engine import Engine
+    from sensevoice_server.engine import Engine, EngineSettings
     from sensevoice_server.settings import Settings
 
     settings = Settings(model=str(full_model()), vad_model="silero-vad", device="cpu",
@@ -34,7 +34,7 @@ def engine_for(backend: str, ncpu: int, speakers: Path | None = None):  # type: 
                         onnx_dir=str(OUT / "full-onnx") if backend == "onnx" else None,
                         speakers=speakers is not None,
                         speaker_model=str(speakers or "cam++"))  # fmt: skip
-    engine = Engine(settings)
+    engine = Engine(EngineSettings.of(settings))
     engine.start()
     assert engine.wait_ready(3600), engine.failure
     return engine
@@ -83,7 +83,7 @@ def one_hour(backend: str, ncpu: int) -> dict[str, float]:
     """In a fresh process: transcribe a 1 h WAV through the Transcriber; report peak RSS."""
     import asyncio
 
-    from sensevoice_server.app import build_transcriber
+    from sensevoice_server.core import build_transcriber
     from sensevoice_server.options import DecodeOptions
     from sensevoice_server.settings import Settings
 
@@ -93,8 +93,8 @@ def one_hour(backend: str, ncpu: int) -> dict[str, float]:
                         ncpu=ncpu, backend=backend, cache_url="none", max_upload_mb=500,
                         onnx_dir=str(OUT / "full-onnx") if backend == "onnx" else None)  # fmt: skip
     transcriber = build_transcriber(settings)
-    transcriber.engine.start()
-    assert transcriber.engine.wait_ready(3600)
+    transcriber.start()
+    assert transcriber.wait_ready(3600), transcriber.failure
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     result = asyncio.run(transcriber.transcribe(path.read_bytes(), DecodeOptions()))

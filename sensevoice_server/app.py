@@ -8,7 +8,6 @@ Nothing else builds its own resources from settings.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,25 +17,21 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from gradio.utils import get_upload_folder
 
-from sensevoice_server.admission import Admission
 from sensevoice_server.api import cache as cache_routes
 from sensevoice_server.api import docs, errors, health, login, native, openai, schemas, stream
 from sensevoice_server.api import metrics as metrics_routes
 from sensevoice_server.api.admission import RefuseWhenFull
-from sensevoice_server.api.auth import Credentials, describe_access
+from sensevoice_server.api.credentials import Credentials, describe_access
+from sensevoice_server.api.deps import Services, provide
 from sensevoice_server.api.gradio_guard import GradioInputGuard
 from sensevoice_server.api.gradio_uploads import GradioUploads
 from sensevoice_server.api.limits import MULTIPART_SLACK, BodyLimit
 from sensevoice_server.api.login import UiLoginRequired
 from sensevoice_server.api.middleware import RefuseOtherMethods, RequestLog
 from sensevoice_server.audio import too_large
-from sensevoice_server.cache import ResultCache, open_store
-from sensevoice_server.engine import Engine
-from sensevoice_server.errors import StartupError, TooLarge
+from sensevoice_server.core import build_transcriber
+from sensevoice_server.errors import TooLarge
 from sensevoice_server.live import LiveSessions
-from sensevoice_server.metrics import Metrics
-from sensevoice_server.redaction import redact
-from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
 from sensevoice_server.ui import SAMPLES_DIR, build_ui
 from sensevoice_server.ui.uploads import delete_cache
@@ -55,17 +50,15 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     transcriber = build_transcriber(settings, on_fatal=on_fatal)
-    engine, cache, metrics = transcriber.engine, transcriber.cache, transcriber.metrics
+    metrics = transcriber.metrics
     live_sessions = LiveSessions(settings, transcriber, metrics.registry)
     credentials = Credentials(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine.start()  # loads in the worker thread: /health answers meanwhile
-        check_cache_soon(cache, settings.cache_url)
+        transcriber.start()  # loads in the engine's threads: /health answers meanwhile
         yield
-        engine.close(timeout=60)
-        transcriber.close()
+        transcriber.close(timeout=60)
 
     app = FastAPI(
         title="SenseVoice speech recognition",
@@ -75,11 +68,7 @@ def create_app(
         docs_url=None,  # api/docs.py serves /docs and /redoc without a CDN
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.transcriber = transcriber
-    app.state.live_sessions = live_sessions
-    app.state.credentials = credentials
+    provide(app, Services(settings, transcriber, live_sessions, credentials, metrics))
     errors.install(app)
     schemas.serve_openapi(app, settings, [native.describe_forms, openai.describe_form])
     routers = [health.router, metrics_routes.router, native.router, openai.router,
@@ -118,52 +107,6 @@ def create_app(
     app.add_middleware(RequestLog, metrics=metrics, api_paths=own_paths)
     log_limits(settings, credentials)
     return app
-
-
-def build_transcriber(
-    settings: Settings, *, on_fatal: Callable[[Exception], None] | None = None
-) -> Transcriber:
-    """The core every front end shares: cache -> engine -> admission -> Transcriber.
-    (The batch CLI runs it without any HTTP around it.) Call `engine.start()` to load."""
-    cache = build_cache(settings)
-    engine = Engine(settings, on_fatal=on_fatal)
-    admission = Admission(
-        max_jobs=settings.queue_size,
-        max_audio_s=settings.queue_max_audio_s,
-        decode_concurrency=settings.decode_concurrency,
-        max_upload_bytes=int(settings.max_inflight_upload_mb * 1_000_000),
-    )
-    return Transcriber(settings, engine, cache, Metrics(), admission)
-
-
-def build_cache(settings: Settings) -> ResultCache:
-    try:
-        store = open_store(
-            settings.cache_url,
-            max_bytes=int(settings.cache_max_mb * 1_000_000),
-            ttl_s=settings.cache_ttl_s,
-        )
-    except ValueError as error:
-        raise StartupError(f"--cache-url (SENSEVOICE_CACHE_URL): {error}") from None
-    log.info("result cache: %s at %s", store.name, store.location)
-    return ResultCache(store)
-
-
-def check_cache_soon(cache: ResultCache, url: str) -> None:
-    """Reach the store once, off the start-up path (an unknown host can take seconds to
-    resolve), and warn loudly if it does not answer: the service runs on without a cache."""
-
-    def check() -> None:
-        problem = cache.check()
-        if problem:
-            log.warning(
-                "RESULT CACHE UNAVAILABLE: %s does not answer (%s). Serving without a cache "
-                "until it does; check --cache-url / SENSEVOICE_CACHE_URL.",
-                redact(url), problem,
-            )  # fmt: skip
-
-    if cache.enabled:
-        threading.Thread(target=check, name="cache-check", daemon=True).start()
 
 
 def body_limits(settings: Settings) -> Callable[[str], tuple[int, TooLarge]]:

@@ -49,6 +49,7 @@ def serve(settings: Settings) -> int:
     # Decoding, VAD and the model run in threads that hold the GIL between C calls; handing
     # it over every 1 ms instead of 5 keeps the event loop (and /health) answering fast.
     sys.setswitchinterval(0.001)
+    from sensevoice_server.api.deps import services_of
     from sensevoice_server.app import create_app
     from sensevoice_server.server import DrainingServer
 
@@ -59,7 +60,8 @@ def serve(settings: Settings) -> int:
         server.should_exit = True
 
     app = create_app(settings, on_fatal=stop_on_fatal)
-    log_summary(settings, sources, app.state.transcriber.engine.info())
+    services = services_of(app)
+    log_summary(settings, sources, services.transcriber.info())
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -72,7 +74,8 @@ def serve(settings: Settings) -> int:
         ws_ping_interval=20,
         ws_ping_timeout=60,
     )
-    server = DrainingServer(config, app.state.transcriber, settings.drain_timeout_s)
+    server = DrainingServer(config, services.transcriber, services.live_sessions,
+                            settings.drain_timeout_s)  # fmt: skip
     server.run(sockets=[sock])
     if failures:  # the engine has logged why
         return 2 if isinstance(failures[0], StartupError) else 1

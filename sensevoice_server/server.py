@@ -30,23 +30,25 @@ class DrainingServer(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, transcriber: Transcriber, drain_timeout_s: float
+        self,
+        config: uvicorn.Config,
+        transcriber: Transcriber,
+        live_sessions: LiveSessions | None,
+        drain_timeout_s: float,
     ) -> None:
         super().__init__(config)
         self.transcriber = transcriber
+        self.live_sessions = live_sessions
         self.drain_timeout_s = drain_timeout_s
         self.draining = False
-        # the app's live streams (the composition root puts them on app.state)
-        state = getattr(config.app, "state", None)
-        self.live_sessions: LiveSessions | None = getattr(state, "live_sessions", None)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.draining or sig != signal.SIGTERM:
             super().handle_exit(sig, frame)
             return
         self.draining = True
-        engine = self.transcriber.engine
-        engine.stop_accepting()  # live finals still run: their streams were admitted before
+        # live finals still run: their streams were admitted before the drain
+        self.transcriber.stop_accepting()
         log.info("SIGTERM: draining %d job(s) before exit", self.transcriber.queue_depth)
         if self.live_sessions is not None:
             log.info("SIGTERM: %d live stream(s) get their finals", self.live_sessions.count)

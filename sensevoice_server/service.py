@@ -62,10 +62,49 @@ class Transcriber:
         metrics.watch_engine(lambda: engine.queue_depth, lambda: float(engine.ready))
         metrics.watch_cache(cache)
 
+    # --- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the models in the engine's threads (`ready` turns true after) and reach the
+        cache once in the background; returns at once."""
+        self.engine.start()
+        self.cache.check_soon(self.settings.cache_url)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the models are loaded: False on a load failure (`failure` says what)
+        or when `timeout` passed first."""
+        return self.engine.wait_ready(timeout)
+
+    @property
+    def failure(self) -> Exception | None:
+        return self.engine.failure
+
+    def stop_accepting(self) -> None:
+        """The start of a drain: new uploads are refused (not ready) while everything
+        admitted, live streams' finals included, still runs."""
+        self.engine.stop_accepting()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no upload is admitted and the engine has nothing queued or running
+        (the drain on SIGTERM); False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.queue_depth and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.queue_depth
+
+    def close(self, timeout: float | None = 60) -> None:
+        """Finish what is queued (within `timeout`), end the engine's threads, close the
+        cache."""
+        self.engine.close(timeout)
+        self.cache.close()
+
     # --- state ----------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
         return self.engine.ready
+
+    def info(self) -> dict[str, str]:
+        """Where the model runs: backend, precision, device."""
+        return self.engine.info()
 
     @property
     def queue_depth(self) -> int:
@@ -207,17 +246,6 @@ class Transcriber:
         digest = await to_thread.run_sync(content_sha256, content)  # 100 MB: 0.2 s, off the loop
         return cache_key(kind, digest, language=options.language, use_itn=options.use_itn,
                          fingerprint=self.engine.fingerprint, extras=options.extras())  # fmt: skip
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no upload is admitted and the engine has nothing queued or running
-        (the drain on SIGTERM); False if `timeout` passed first."""
-        deadline = time.monotonic() + timeout
-        while self.queue_depth and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return not self.queue_depth
-
-    def close(self) -> None:
-        self.cache.close()
 
 
 async def decode_admitted(

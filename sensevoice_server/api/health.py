@@ -7,19 +7,16 @@ shutting down.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from sensevoice_server.live import LiveSessions
-from sensevoice_server.service import Transcriber
+from sensevoice_server.api.deps import LiveSessionsDep, TranscriberDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Is the process alive?")
-async def health(request: Request) -> dict[str, str | int]:
-    transcriber: Transcriber = request.app.state.transcriber
-    sessions: LiveSessions = request.app.state.live_sessions
+async def health(transcriber: TranscriberDep, sessions: LiveSessionsDep) -> dict[str, str | int]:
     return {"status": "ok", "queue_depth": transcriber.queue_depth, "live_sessions": sessions.count}
 
 
@@ -28,8 +25,7 @@ async def health(request: Request) -> dict[str, str | int]:
     summary="Is the model loaded and taking work?",
     responses={503: {"description": "Loading, failed, or shutting down"}},
 )
-async def ready(request: Request) -> JSONResponse:
-    transcriber: Transcriber = request.app.state.transcriber
+async def ready(transcriber: TranscriberDep) -> JSONResponse:
     state = transcriber.readiness()
     status = 200 if state["status"] == "ready" else 503
     headers = {} if status == 200 else {"Retry-After": "5"}

@@ -23,7 +23,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sensevoice_server.api.auth import Credentials, bearer_token, client_address
+from sensevoice_server.api.auth import bearer_token, client_address
+from sensevoice_server.api.credentials import Credentials
+from sensevoice_server.api.deps import CredentialsDep
 from sensevoice_server.api.errors import error_response
 from sensevoice_server.errors import TooManyFailures
 
@@ -147,9 +149,12 @@ async def login_page(next: str = "/") -> HTMLResponse:
 
 @router.post("/login")
 async def login(
-    request: Request, password: str = Form(""), user: str = Form(""), next: str = Form("/")
+    request: Request,
+    credentials: CredentialsDep,
+    password: str = Form(""),
+    user: str = Form(""),
+    next: str = Form("/"),
 ) -> Response:
-    credentials: Credentials = request.app.state.credentials
     address = client_address(request.scope)
     try:
         credentials.refuse_if_waiting(address)
@@ -176,9 +181,8 @@ async def logout_page() -> HTMLResponse:
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, credentials: CredentialsDep) -> Response:
     """End this login: its cookie grants nothing any more, wherever a copy of it is."""
-    credentials: Credentials = request.app.state.credentials
     credentials.sessions.end(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from sensevoice_server.api.auth import require_api_key
-from sensevoice_server.api.deps import TranscriberDep
+from sensevoice_server.api.deps import SettingsDep, TranscriberDep
 from sensevoice_server.api.errors import error_body
 from sensevoice_server.api.schemas import (
     ERROR_RESPONSES,
@@ -59,6 +59,7 @@ AudioFile = Annotated[
 async def transcribe(
     request: Request,
     transcriber: TranscriberDep,
+    settings: SettingsDep,
     file: AudioFile,
     language: LanguageForm = "auto",
     use_itn: ItnForm = True,
@@ -66,7 +67,7 @@ async def transcribe(
     num_speakers: SpeakersForm = None,
 ) -> TranscriptionOut:
     data = spooled_upload(file, transcriber.limits)
-    options = decode_options(transcriber, language, use_itn, word_timestamps, num_speakers)
+    options = decode_options(settings, language, use_itn, word_timestamps, num_speakers)
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
     return TranscriptionOut.of(result)
@@ -81,6 +82,7 @@ async def transcribe(
 async def batch(
     request: Request,
     transcriber: TranscriberDep,
+    settings: SettingsDep,
     files: Annotated[
         list[UploadFile],
         File(min_length=1, description="Audio files, one part each (at most max_batch_files)."),
@@ -90,18 +92,18 @@ async def batch(
     word_timestamps: WordsForm = False,
     num_speakers: SpeakersForm = None,
 ) -> BatchOut:
-    limit = transcriber.settings.max_batch_files
+    limit = settings.max_batch_files
     if len(files) > limit:
         raise BadRequest(f"A batch may hold at most {limit} files; this one has {len(files)}.")
-    options = decode_options(transcriber, language, use_itn, word_timestamps, num_speakers)
+    options = decode_options(settings, language, use_itn, word_timestamps, num_speakers)
     results = await unless_client_leaves(request, transcribe_all(transcriber, files, options))
     return BatchOut(results=results)
 
 
 def decode_options(
-    transcriber: TranscriberDep, language: str, use_itn: bool, words: bool, speakers: int | None
+    settings: Settings, language: str, use_itn: bool, words: bool, speakers: int | None
 ) -> DecodeOptions:
-    if speakers is not None and not transcriber.settings.speakers:
+    if speakers is not None and not settings.speakers:
         raise BadRequest(
             "num_speakers needs speaker labels, which this server has off; start it with "
             "--speakers (SENSEVOICE_SPEAKERS=true).",

@@ -17,8 +17,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sensevoice_server.api.auth import websocket_authorized
+from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
 from sensevoice_server.errors import PolicyViolation, StreamError, TryAgainLater, UnsupportedData
-from sensevoice_server.live import LiveSessions, LiveStream, Stop
+from sensevoice_server.live import LiveStream, Stop
 from sensevoice_server.live.protocol import (
     CONFIG,
     CONTROL,
@@ -31,7 +32,6 @@ from sensevoice_server.live.protocol import (
     pcm_samples,
 )
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -44,9 +44,12 @@ class ClientGone(Exception):
 
 
 @router.websocket("/ws/transcribe")
-async def transcribe_stream(websocket: WebSocket) -> None:
-    settings: Settings = websocket.app.state.settings
-    sessions: LiveSessions = websocket.app.state.live_sessions
+async def transcribe_stream(
+    websocket: WebSocket,
+    settings: SettingsDep,
+    sessions: LiveSessionsDep,
+    transcriber: TranscriberDep,
+) -> None:
     if not await websocket_authorized(websocket, settings):
         return
     await websocket.accept()
@@ -61,7 +64,7 @@ async def transcribe_stream(websocket: WebSocket) -> None:
             async with sessions.open(
                 options, sample_rate=config.sample_rate, session_id=config.session_id
             ) as stream:
-                if not websocket.app.state.transcriber.ready:
+                if not transcriber.ready:
                     raise TryAgainLater("The model is not ready; try again shortly.", "not_ready")
                 ready = Ready(
                     session_id=stream.session_id, next_segment=stream.session.next_segment

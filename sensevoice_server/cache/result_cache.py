@@ -213,6 +213,23 @@ class ResultCache:
             return f"{type(error).__name__}: {error}"
         return None
 
+    def check_soon(self, url: str) -> None:
+        """`check()` once in a thread of its own, off the start-up path (an unknown host can
+        take seconds to resolve), warning loudly if the store does not answer: the service
+        runs on without a cache until it does."""
+
+        def check() -> None:
+            problem = self.check()
+            if problem:
+                log.warning(
+                    "RESULT CACHE UNAVAILABLE: %s does not answer (%s). Serving without a "
+                    "cache until it does; check --cache-url / SENSEVOICE_CACHE_URL.",
+                    redact(url), problem,
+                )  # fmt: skip
+
+        if self.enabled:
+            threading.Thread(target=check, name="cache-check", daemon=True).start()
+
     def clear(self) -> int:
         """Remove every entry; raises if the store is unreachable (an operator asked)."""
         return self.store.clear()

@@ -5,6 +5,7 @@ Where the service runs funasr's models. Outside engine/, funasr is imported by t
 ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's online VAD).
 
 - `engine.py`: the Engine, the front callers submit jobs to: its bounded queue, life cycle;
+- `config.py`: `EngineSettings`, the slice of the service's settings the engine reads;
 - `workers.py`: its two threads, "sensevoice-vad" and "sensevoice-engine", and what they load
   (docs/ARCHITECTURE.md, invariants 1 and 2);
 - `jobs.py`: jobs, their segments and results; `batcher.py`: one batcher for every request;
@@ -19,7 +20,8 @@ ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's o
 - `fingerprint.py`: what identifies a model, for the cache keys and the exports.
 """
 
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.engine import Engine
 from sensevoice_server.engine.jobs import DecodedSegment, EngineResult, Priority, Progress
 
-__all__ = ["DecodedSegment", "Engine", "EngineResult", "Priority", "Progress"]
+__all__ = ["DecodedSegment", "Engine", "EngineResult", "EngineSettings", "Priority", "Progress"]

@@ -38,10 +38,6 @@ class Batcher:
             self._closed = True
             self._ready.notify_all()
 
-    def waiting(self) -> int:
-        with self._ready:
-            return sum(len(queue) for queue in self._queues.values())
-
     def next_batch(self) -> list[WorkItem] | None:
         """The next batch to run (blocks until there is one); None once closed and empty."""
         with self._ready:

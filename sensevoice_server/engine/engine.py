@@ -18,6 +18,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from sensevoice_server.engine.batcher import Batcher
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.jobs import (
     EngineResult,
     Job,
@@ -29,22 +30,23 @@ from sensevoice_server.engine.loading import choose_backend
 from sensevoice_server.engine.workers import Workers
 from sensevoice_server.errors import Busy, NotReady
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.settings import Settings
 
 
 class Engine:
-    def __init__(self, settings: Settings, on_fatal: Callable[[Exception], None] | None = None):
+    def __init__(
+        self, settings: EngineSettings, on_fatal: Callable[[Exception], None] | None = None
+    ) -> None:
         self._settings = settings
-        self.device = settings.resolved_device()
-        self.backend_name, self.precision = choose_backend(settings, self.device)
+        self.device = settings.device
+        self.backend_name, self.precision = choose_backend(settings)
         cuda = self.device.startswith("cuda")
         self._batcher = Batcher(
             max_items=settings.batch_max_items or (16 if cuda else 1),
             max_seconds=settings.batch_size_s,
             wait_s=settings.batch_wait_ms / 1000,
         )
-        self.workers = Workers(settings, self.device, (self.backend_name, self.precision),
-                               self._batcher, on_fatal)  # fmt: skip
+        self.workers = Workers(settings, (self.backend_name, self.precision), self._batcher,
+                               on_fatal)  # fmt: skip
         self._lock = threading.Lock()
         self._pending = 0
         self._accepting = True
@@ -100,12 +102,6 @@ class Engine:
         """Refuse new work (and report not ready) while what is queued still runs."""
         self._accepting = False
 
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return not self._pending
-
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish what is queued (within `timeout`), end both threads."""
         self._accepting = False
@@ -143,10 +139,9 @@ class Engine:
             raise NotReady("The model is not loaded yet (or the server is shutting down).")
         job = Job(audio, options, priority, use_vad, progress, on_segment)
         with self._lock:
-            # Uploads are admitted (and bounded) before they get here (admission.py); this
-            # bound also leaves room for two decodes per live stream.
-            limit = self._settings.queue_size + 2 * self._settings.live_max_sessions
-            if self._pending >= limit:
+            # Uploads are admitted (and bounded) before they get here (admission.py); the
+            # composition root sizes this bound to leave room for live streams' decodes too.
+            if self._pending >= self._settings.max_pending:
                 raise Busy(
                     f"The server is busy: {self._pending} transcriptions are queued. "
                     "Try again shortly.",

@@ -8,15 +8,15 @@ the README's speed table has the numbers).
 from __future__ import annotations
 
 from sensevoice_server.engine.backends import Backend
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.errors import StartupError
-from sensevoice_server.settings import Settings
 
 CPU_PRECISION = "int8"  # static int8: 2.2x torch on this project's 2-core CPU (README)
 
 
-def choose_backend(settings: Settings, device: str) -> tuple[str, str]:
-    """(backend, precision) for `auto` settings on `device`, or as set."""
-    cuda = device.startswith("cuda")
+def choose_backend(settings: EngineSettings) -> tuple[str, str]:
+    """(backend, precision) for `auto` settings on their device, or as set."""
+    cuda = settings.device.startswith("cuda")
     backend = settings.backend
     if backend == "auto":
         backend = "torch" if cuda else "onnx"
@@ -28,11 +28,11 @@ def choose_backend(settings: Settings, device: str) -> tuple[str, str]:
     return backend, precision
 
 
-def load_backend(settings: Settings, backend: str, precision: str, device: str) -> Backend:
+def load_backend(settings: EngineSettings, backend: str, precision: str) -> Backend:
     if backend == "torch":
         from sensevoice_server.engine.backends.torch import TorchBackend
 
-        return TorchBackend(settings.model, device, settings.ncpu, precision)
+        return TorchBackend(settings.model, settings.device, settings.ncpu, precision)
     from sensevoice_server.engine.backends.onnx import OnnxBackend
 
     return OnnxBackend.for_settings(settings, precision)

@@ -12,26 +12,26 @@ from typing import Any
 
 import numpy as np
 
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
 from sensevoice_server.engine.vad import Stopped, VadStage, cut
-from sensevoice_server.settings import Settings
 
 
 class Segmenter:
-    def __init__(self, settings: Settings, device: str, warm_up: np.ndarray) -> None:
+    def __init__(self, settings: EngineSettings, warm_up: np.ndarray) -> None:
         self.vad = VadStage(
             settings.vad_model,
             max_single_segment_ms=settings.max_single_segment_ms,
             merge_length_s=settings.merge_length_s,
-            device=device,
+            device=settings.device,
         )
         self.vad.segments(warm_up)  # the first call pays one-time costs, not a user
         self.speakers: Any = None  # a SpeakerLabeler when speaker labels are on
         if settings.speakers:
             from sensevoice_server.engine.speakers import SpeakerLabeler
 
-            self.speakers = SpeakerLabeler(settings.speaker_model, device)
+            self.speakers = SpeakerLabeler(settings.speaker_model, settings.device)
             self.speakers.label(warm_up, [(0.0, 1000.0)])
 
     def items(self, job: Job) -> list[WorkItem]:

@@ -16,13 +16,13 @@ import numpy as np
 
 from sensevoice_server.engine.backends import Backend
 from sensevoice_server.engine.batcher import Batcher
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.decoder import Decoder
 from sensevoice_server.engine.fingerprint import fingerprint, identify
 from sensevoice_server.engine.jobs import Job
 from sensevoice_server.engine.loading import load_backend
 from sensevoice_server.engine.segmenter import Segmenter
 from sensevoice_server.engine.vad import Stopped
-from sensevoice_server.settings import Settings
 
 log = logging.getLogger(__name__)
 WARM_UP = np.random.default_rng(0).normal(0, 0.05, 16_000).astype(np.float32)
@@ -30,11 +30,11 @@ WARM_UP = np.random.default_rng(0).normal(0, 0.05, 16_000).astype(np.float32)
 
 class Workers:
     def __init__(
-        self, settings: Settings, device: str, backend: tuple[str, str], batcher: Batcher,
+        self, settings: EngineSettings, backend: tuple[str, str], batcher: Batcher,
         on_fatal: Callable[[Exception], None] | None,
     ) -> None:  # fmt: skip
         self._settings = settings
-        self.device = device
+        self.device = settings.device
         self.backend_name, self.precision = backend
         self.batcher = batcher
         self._on_fatal = on_fatal
@@ -80,7 +80,7 @@ class Workers:
                 job.finish()
 
     def _load_vad(self) -> None:
-        self.segmenter = Segmenter(self._settings, self.device, WARM_UP)
+        self.segmenter = Segmenter(self._settings, WARM_UP)
 
     # --- the model's thread -------------------------------------------------------------
     def _run_model(self) -> None:
@@ -96,7 +96,7 @@ class Workers:
         log.info("loading model=%s backend=%s precision=%s device=%s ncpu=%d", settings.model,
                  self.backend_name, self.precision, self.device, settings.ncpu)  # fmt: skip
         loading = time.perf_counter()
-        self.backend = load_backend(settings, self.backend_name, self.precision, self.device)
+        self.backend = load_backend(settings, self.backend_name, self.precision)
         self.backend_load_s = time.perf_counter() - loading
         if not self.backend.batch_independent:
             self.batcher.max_items = 1  # its results would depend on the batch

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
+from sensevoice_server.api.deps import services_of
 from sensevoice_server.app import create_app
-from sensevoice_server.engine import Engine
+from sensevoice_server.engine import Engine, EngineSettings
 from sensevoice_server.settings import Settings
 
 
@@ -25,7 +26,7 @@ class InProcessApp:
 
     @property
     def transcriber(self):  # type: ignore[no-untyped-def]
-        return self.app.state.transcriber
+        return services_of(self.app).transcriber
 
 
 @asynccontextmanager
@@ -48,11 +49,11 @@ async def running_app(
 
 
 async def wait_ready(app: FastAPI, timeout: float = 120) -> None:
-    transcriber = app.state.transcriber
+    transcriber = services_of(app).transcriber
     async with asyncio.timeout(timeout):
         while not transcriber.ready:
-            if transcriber.engine.failure:
-                raise transcriber.engine.failure
+            if transcriber.failure:
+                raise transcriber.failure
             await asyncio.sleep(0.05)
 
 
@@ -63,7 +64,7 @@ def changed(settings: Settings, **changes: object) -> Settings:
 
 def started_engine(settings: Settings, **changes: object) -> Engine:
     """An engine for `settings` with some fields changed, its models loaded."""
-    engine = Engine(changed(settings, **changes))
+    engine = Engine(EngineSettings.of(changed(settings, **changes)))
     engine.start()
     assert engine.wait_ready(120), engine.failure
     return engine

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sensevoice_server.engine import Engine
+from sensevoice_server.engine import Engine, EngineSettings
 from sensevoice_server.engine.backends.onnx import OnnxBackend
 from sensevoice_server.errors import ModelLoadError
 from sensevoice_server.options import DecodeOptions
@@ -90,10 +90,13 @@ def test_a_result_does_not_depend_on_its_batch(engine: Engine) -> None:
 def test_auto_is_torch_fp16_on_cuda_and_onnx_int8_on_a_cpu(settings: Settings) -> None:
     from sensevoice_server.engine.loading import choose_backend
 
-    auto = changed(settings, backend="auto", precision="auto")
-    assert choose_backend(auto, "cuda:0") == ("torch", "fp16")
-    assert choose_backend(auto, "cpu") == ("onnx", "int8")
-    assert choose_backend(changed(auto, backend="torch"), "cpu") == ("torch", "fp32")
+    def chosen(device: str, backend: str = "auto") -> tuple[str, str]:
+        auto = changed(settings, backend=backend, precision="auto", device=device)
+        return choose_backend(EngineSettings.of(auto))
+
+    assert chosen("cuda:0") == ("torch", "fp16")
+    assert chosen("cpu") == ("onnx", "int8")
+    assert chosen("cpu", backend="torch") == ("torch", "fp32")
 
 
 def test_ready_reports_backend_and_precision(engine: Engine) -> None:

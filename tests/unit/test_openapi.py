@@ -25,6 +25,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from starlette.testclient import TestClient
 
+from sensevoice_server.api.deps import services_of
 from sensevoice_server.app import create_app
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.audio_files import wav_bytes
@@ -47,7 +48,7 @@ def started(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app) as client:
         deadline = time.monotonic() + 60
-        while not app.state.transcriber.ready:
+        while not services_of(app).transcriber.ready:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         yield client

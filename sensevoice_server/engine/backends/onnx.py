@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from sensevoice_server.engine.backends import Item
+from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.export import FILES
 from sensevoice_server.engine.features import Cmvn, pad_batch
 from sensevoice_server.engine.fingerprint import cache_dir, identify
 from sensevoice_server.engine.tokens import Vocabulary
 from sensevoice_server.errors import ModelLoadError
-from sensevoice_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class OnnxBackend:
         self._itn = {True: int(meta["with_itn"]), False: int(meta["without_itn"])}
 
     @classmethod
-    def for_settings(cls, settings: Settings, precision: str) -> OnnxBackend:
+    def for_settings(cls, settings: EngineSettings, precision: str) -> OnnxBackend:
         directory = Path(settings.onnx_dir) if settings.onnx_dir else exported(settings.model)
         model_file = directory / FILES[precision]
         if not model_file.exists():
