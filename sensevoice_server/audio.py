@@ -23,11 +23,11 @@ from sensevoice_server.errors import (
     TooLong,
     UnsupportedAudio,
 )
+from sensevoice_server.pcm import SAMPLE_RATE
 from sensevoice_server.settings import flag, variable
 
-SAMPLE_RATE = 16_000
 PROGRESS_EVERY = 10 * SAMPLE_RATE  # report decoded audio to the caller this often
-Progress = Callable[[float], None]
+DecodedSeconds = Callable[[float], None]
 """Called from the decoding thread with the seconds decoded so far; may raise to stop."""
 Upload = bytes | BinaryIO
 """An upload's content: its bytes, or a seekable binary file (the HTTP routes pass the one
@@ -117,7 +117,7 @@ def decode(
     data: Upload,
     limits: AudioLimits,
     *,
-    progress: Progress | None = None,
+    progress: DecodedSeconds | None = None,
     cancelled: threading.Event | None = None,
 ) -> np.ndarray:
     """Decode any container/codec FFmpeg knows to 16 kHz mono float32 samples.
@@ -163,7 +163,7 @@ class _Watch:
 
     max_samples: int
     limits: AudioLimits
-    progress: Progress | None
+    progress: DecodedSeconds | None
     cancelled: threading.Event | None
     reported: int = 0
     declared_s: float = 0.0  # the container header's duration, when it states one

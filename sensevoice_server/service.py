@@ -25,7 +25,7 @@ from sensevoice_server import audio
 from sensevoice_server.admission import Admission, Ticket
 from sensevoice_server.audio import Upload
 from sensevoice_server.cache import ResultCache, cache_key, sha256_hex
-from sensevoice_server.engine import DecodedSegment, Engine, EngineResult, Priority, Progress
+from sensevoice_server.engine import DecodedSegment, Engine, EngineResult, Priority, SegmentProgress
 from sensevoice_server.engine.alignment import AlignedWord
 from sensevoice_server.errors import BadRequest, NotReady, ServiceError
 from sensevoice_server.metrics import Metrics
@@ -137,7 +137,7 @@ class Transcriber:
         self,
         data: Upload,
         options: DecodeOptions,
-        progress: Progress | None = None,
+        progress: SegmentProgress | None = None,
         *,
         looked_up: bool = False,
         on_segment: Callable[[Segment], None] | None = None,
@@ -199,7 +199,7 @@ class Transcriber:
         samples: np.ndarray,
         options: DecodeOptions,
         *,
-        progress: Progress | None = None,
+        progress: SegmentProgress | None = None,
         on_segment: Callable[[Segment], None] | None = None,
         use_vad: bool = True,
         priority: Priority = Priority.UPLOAD,

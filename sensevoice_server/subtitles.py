@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from sensevoice_server.characters import is_cjk, is_punctuation
 from sensevoice_server.transcript import Segment, Transcript, Word
 
 SENTENCE_END = ".!?。！？…"
@@ -188,15 +189,6 @@ def hold_short_cues(built: list[Cue], duration: float) -> list[Cue]:
 
 def ends(word: Word, marks: str) -> bool:
     return word.word[-1:] in marks
-
-
-def is_cjk(char: str) -> bool:
-    name = unicodedata.name(char, "") if char else ""
-    return name.startswith(("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA", "KATAKANA"))
-
-
-def is_punctuation(char: str) -> bool:
-    return unicodedata.category(char).startswith("P")
 
 
 def is_emoji(char: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -23,14 +22,14 @@ from sensevoice_server.cache.sqlite_file import (
     set_aside,
 )
 from sensevoice_server.cache.store import CorruptEntry, StoreUnusable, decode, encode
+from sensevoice_server.user_dirs import cache_dir
 
 log = logging.getLogger("sensevoice_server.cache")
 
 
 def default_sqlite_path() -> Path:
     """`$XDG_CACHE_HOME/sensevoice/results.sqlite3`, `~/.cache/...` when that is unset."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sensevoice" / "results.sqlite3"
+    return cache_dir() / "results.sqlite3"
 
 
 # `totals` is kept by triggers inside the same transaction as each change, so the size cap

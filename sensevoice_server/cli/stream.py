@@ -26,9 +26,10 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sensevoice_server.audio import SAMPLE_RATE, AudioLimits, decode
+from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.live.protocol import End, StreamConfig, pcm16_bytes
 from sensevoice_server.options import LANGUAGES
+from sensevoice_server.pcm import SAMPLE_RATE
 
 DEFAULT_URL = "http://127.0.0.1:7860"
 STREAM_PATH = "/ws/transcribe"

@@ -22,6 +22,13 @@ ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's o
 
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.engine import Engine
-from sensevoice_server.engine.jobs import DecodedSegment, EngineResult, Priority, Progress
+from sensevoice_server.engine.jobs import DecodedSegment, EngineResult, Priority, SegmentProgress
 
-__all__ = ["DecodedSegment", "Engine", "EngineResult", "EngineSettings", "Priority", "Progress"]
+__all__ = [
+    "DecodedSegment",
+    "Engine",
+    "EngineResult",
+    "EngineSettings",
+    "Priority",
+    "SegmentProgress",
+]

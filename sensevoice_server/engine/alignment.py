@@ -16,12 +16,12 @@ Only run when a caller asks: it costs a second pass over the segment's logits.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from itertools import groupby
 
 import numpy as np
 
+from sensevoice_server.characters import is_cjk, is_punctuation
 from sensevoice_server.engine.tokens import BLANK, FRAME_MS, QUERY_FRAMES, Token, log_softmax
 
 WORD_START = "\u2581"
@@ -92,13 +92,3 @@ def words(timed: list[tuple[Token, int, int]]) -> list[AlignedWord]:
         AlignedWord(text, start, end, float(np.exp(np.mean(logprobs))))
         for text, start, end, logprobs in grouped
     ]
-
-
-def is_cjk(char: str) -> bool:
-    """Han and kana: scripts written without spaces, a word per character (Korean has spaces)."""
-    name = unicodedata.name(char, "")
-    return name.startswith(("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA", "KATAKANA"))
-
-
-def is_punctuation(char: str) -> bool:
-    return unicodedata.category(char).startswith("P")

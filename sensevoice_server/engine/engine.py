@@ -23,7 +23,7 @@ from sensevoice_server.engine.jobs import (
     EngineResult,
     Job,
     Priority,
-    Progress,
+    SegmentProgress,
     SegmentSink,
 )
 from sensevoice_server.engine.loading import choose_backend
@@ -126,7 +126,7 @@ class Engine:
         *,
         use_vad: bool = True,
         priority: Priority = Priority.UPLOAD,
-        progress: Progress | None = None,
+        progress: SegmentProgress | None = None,
         on_segment: SegmentSink | None = None,
         admitted: bool = False,
     ) -> Future[EngineResult]:

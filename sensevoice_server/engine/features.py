@@ -23,7 +23,8 @@ from pathlib import Path
 import kaldi_native_fbank as knf
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from sensevoice_server.pcm import SAMPLE_RATE
+
 N_MELS = 80
 LFR_M, LFR_N = 7, 6
 FEATURE_DIM = N_MELS * LFR_M

@@ -14,14 +14,10 @@ import logging
 import os
 from pathlib import Path
 
+from sensevoice_server.user_dirs import cache_dir
+
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """Where the service keeps what it derives from models (exports, digests)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sensevoice"
 
 
 class DigestMemo:

@@ -20,8 +20,7 @@ import numpy as np
 from sensevoice_server.engine.alignment import AlignedWord
 from sensevoice_server.engine.tokens import Token
 from sensevoice_server.options import DecodeOptions
-
-SAMPLE_RATE = 16_000
+from sensevoice_server.pcm import SAMPLE_RATE
 
 
 class Priority(enum.IntEnum):
@@ -54,7 +53,7 @@ class EngineResult:
         return " ".join(segment.text for segment in self.segments)
 
 
-Progress = Callable[[int, int], None]
+SegmentProgress = Callable[[int, int], None]
 """Called from the engine's thread with (segments decoded, segments in total)."""
 SegmentSink = Callable[[DecodedSegment], None]
 """Called from the engine's thread with each segment, in time order, as it is decoded."""
@@ -66,7 +65,7 @@ class Job:
     options: DecodeOptions
     priority: Priority
     use_vad: bool
-    progress: Progress | None = None
+    progress: SegmentProgress | None = None
     on_segment: SegmentSink | None = None
     future: Future[EngineResult] = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)

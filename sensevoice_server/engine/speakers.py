@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from sensevoice_server.engine.auxiliary import load_auxiliary
+from sensevoice_server.pcm import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 WINDOW = int(1.5 * SAMPLE_RATE)  # sv_chunk's window
 MIN_SEGMENT_MS = 500  # shorter segments are labelled from a neighbour
 MIN_SAMPLES = 400  # one fbank frame: nothing shorter can be embedded

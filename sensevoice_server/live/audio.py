@@ -7,7 +7,7 @@ from collections import deque
 import av
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from sensevoice_server.pcm import SAMPLE_RATE
 
 
 class Resampler:

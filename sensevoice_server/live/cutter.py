@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from anyio import to_thread
 
-from sensevoice_server.live.audio import SAMPLE_RATE, AudioBuffer, Resampler
+from sensevoice_server.live.audio import AudioBuffer, Resampler
 from sensevoice_server.live.vad import OnlineVad
+from sensevoice_server.pcm import SAMPLE_RATE
 
 PREROLL = (
     SAMPLE_RATE // 2

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from sensevoice_server.errors import GoingAway, PolicyViolation, TryAgainLater
 from sensevoice_server.live.rules import StreamRules
-from sensevoice_server.live.session import Decoder, LiveSession, LiveSettings, StreamLoad
+from sensevoice_server.live.session import FinalDecoder, LiveSession, LiveSettings, StreamLoad
 from sensevoice_server.live.stream import LiveStream
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -61,7 +61,7 @@ class LiveSessions:
     """
 
     def __init__(
-        self, settings: Settings, decoder: Decoder, registry: CollectorRegistry | None = None
+        self, settings: Settings, decoder: FinalDecoder, registry: CollectorRegistry | None = None
     ) -> None:
         self._max = settings.live_max_sessions
         self._ttl = settings.live_resume_ttl_s

@@ -27,10 +27,10 @@ from sensevoice_server.errors import (
     StreamError,
     TryAgainLater,
 )
-from sensevoice_server.live.audio import SAMPLE_RATE
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
 from sensevoice_server.live.protocol import Final, Partial, TimedWord
 from sensevoice_server.options import DecodeOptions
+from sensevoice_server.pcm import SAMPLE_RATE
 from sensevoice_server.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ BUSY_LIMIT_S = 30.0  # ...for this long, then give up on the stream
 Event = Partial | Final | StreamError
 
 
-class Decoder(Protocol):
+class FinalDecoder(Protocol):
     """What a session needs of the Transcriber: one utterance to a transcript."""
 
     async def transcribe_utterance(
@@ -91,7 +91,7 @@ class LiveSession:
 
     def __init__(
         self,
-        decoder: Decoder,
+        decoder: FinalDecoder,
         options: DecodeOptions,
         settings: LiveSettings,
         load: StreamLoad,
@@ -269,7 +269,9 @@ class LiveSession:
             )
 
 
-async def final_decode(decoder: Decoder, audio: np.ndarray, options: DecodeOptions) -> Transcript:
+async def final_decode(
+    decoder: FinalDecoder, audio: np.ndarray, options: DecodeOptions
+) -> Transcript:
     """An utterance's final, retried while the engine is busy (a final is never dropped, up
     to BUSY_LIMIT_S); the engine's refusals as the stream errors that end a session."""
     deadline = time.monotonic() + BUSY_LIMIT_S

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from sensevoice_server.pcm import SAMPLE_RATE
+
 WINDOW = 512  # samples: silero's window at 16 kHz (32 ms)
 SPEECH_PAD_MS = 30  # silero's default padding either side of detected speech
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensevoice_server.audio import SAMPLE_RATE, AudioLimits, decode
+from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
+from sensevoice_server.pcm import SAMPLE_RATE
 from sensevoice_server.testing.audio_files import wav_bytes
 from tests.support.samples import ENGLISH_FORMATS, SAMPLES
 

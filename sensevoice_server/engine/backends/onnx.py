@@ -24,9 +24,10 @@ from sensevoice_server.engine.backends import Item
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.export import FILES
 from sensevoice_server.engine.features import Cmvn, pad_batch
-from sensevoice_server.engine.fingerprint import cache_dir, identify
+from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.tokens import Vocabulary
 from sensevoice_server.errors import ModelLoadError
+from sensevoice_server.user_dirs import cache_dir
 
 log = logging.getLogger(__name__)
 
