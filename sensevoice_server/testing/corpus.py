@@ -17,8 +17,8 @@ from __future__ import annotations
 import io
 import random
 import subprocess
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from math import gcd
 from multiprocessing import Pool
 from typing import Literal
@@ -83,6 +83,9 @@ HELD_OUT_VOICES: dict[Language, list[str]] = {
 SPEEDS = (130, 195)  # words per minute, espeak-ng's -s
 PITCHES = (30, 70)  # espeak-ng's -p, 0-99
 HELD_OUT_SPEEDS = (145, 175)
+# two English clips for each Mandarin one: 415 words spoken with many accents need more
+# examples than 160 Hanzi words
+TRAINING_LANGUAGES: tuple[Language, ...] = ("en", "en", "zh")
 
 
 @dataclass(frozen=True)
@@ -110,15 +113,21 @@ def sentence(language: Language, rng: random.Random) -> tuple[str, ...]:
 
 
 def utterances(
-    count: int, seed: int, *, held_out: bool, avoid: Iterable[tuple[str, ...]] = ()
+    count: int,
+    seed: int,
+    *,
+    held_out: bool,
+    avoid: Iterable[tuple[str, ...]] = (),
+    languages: Sequence[Language] = ("en", "zh"),
 ) -> list[Utterance]:
-    """`count` clips, half English and half Mandarin, seeded; held-out ones use the held-out
-    voices and never repeat a sentence in `avoid` (the training sentences)."""
+    """`count` clips, seeded, their languages in turn from `languages`; held-out ones use the
+    held-out voices and speeds and never repeat a sentence in `avoid` (the training
+    sentences)."""
     rng = random.Random(seed)
     seen = set(avoid)
     out: list[Utterance] = []
     while len(out) < count:
-        language: Language = "en" if len(out) % 2 == 0 else "zh"
+        language = languages[len(out) % len(languages)]
         words = sentence(language, rng)
         if words in seen:
             continue
@@ -133,14 +142,27 @@ def utterances(
 
 
 def speak(utterance: Utterance) -> np.ndarray:
-    """espeak-ng's speech for one utterance, at 16 kHz mono float32, with its surroundings."""
+    """espeak-ng's speech for one utterance, at 16 kHz mono float32, with its surroundings,
+    on 16-bit steps: the samples a WAV file of it holds, so that a path fed the array and
+    one fed the file hear the same thing (one step's difference can change a word that a
+    small model is unsure of)."""
+    return on_16_bit_steps(surround(espeak(utterance), np.random.default_rng(utterance.seed)))
+
+
+def on_16_bit_steps(audio: np.ndarray) -> np.ndarray:
+    steps = np.clip(np.round(audio.astype(np.float64) * 32768), -32768, 32767)
+    return (steps / 32768).astype(np.float32)
+
+
+def espeak(utterance: Utterance) -> np.ndarray:
+    """espeak-ng's speech alone, at 16 kHz mono float32."""
     command = ["espeak-ng", "-v", utterance.voice, "-s", str(utterance.speed),
                "-p", str(utterance.pitch), "--stdout", utterance.text]  # fmt: skip
     wav = subprocess.run(command, capture_output=True, check=True).stdout
     audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     common = gcd(SAMPLE_RATE, rate)
-    audio = resample_poly(audio, SAMPLE_RATE // common, rate // common).astype(np.float32)
-    return surround(audio, np.random.default_rng(utterance.seed))
+    resampled: np.ndarray = resample_poly(audio, SAMPLE_RATE // common, rate // common)
+    return resampled.astype(np.float32)
 
 
 def surround(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -160,3 +182,30 @@ def speak_all(batch: list[Utterance], processes: int = 2) -> list[np.ndarray]:
     """Synthesise in `processes` workers (espeak-ng is single-threaded)."""
     with Pool(processes) as pool:
         return pool.map(speak, batch, chunksize=16)
+
+
+TimedWord = tuple[str, float, float]  # a word and where it is, in seconds
+
+
+def spaced_words(utterance: Utterance) -> tuple[np.ndarray, list[TimedWord]]:
+    """The utterance's words spoken one at a time and joined with known pauses (0.15-0.4 s),
+    with where each word's sound starts and ends: the truth word timestamps are scored
+    against. espeak-ng's own silence around a word is trimmed (below 2 % of its peak)."""
+    rng = np.random.default_rng(utterance.seed)
+    pieces: list[np.ndarray] = [np.zeros(int(0.3 * SAMPLE_RATE), np.float32)]
+    truth: list[TimedWord] = []
+    position = len(pieces[0])
+    for word in utterance.words:
+        sound = trimmed(espeak(replace(utterance, words=(word,))))
+        truth.append((word, position / SAMPLE_RATE, (position + len(sound)) / SAMPLE_RATE))
+        gap = np.zeros(int(rng.uniform(0.15, 0.4) * SAMPLE_RATE), np.float32)
+        pieces += [sound, gap]
+        position += len(sound) + len(gap)
+    audio = np.concatenate(pieces)
+    audio *= 0.3 / (float(np.abs(audio).max()) or 1.0)
+    return on_16_bit_steps(audio), truth
+
+
+def trimmed(audio: np.ndarray, floor: float = 0.02) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(audio) > floor * float(np.abs(audio).max() or 1.0))
+    return audio[loud[0] : loud[-1] + 1] if len(loud) else audio

@@ -46,11 +46,14 @@ from sensevoice_server.testing.trained_model import (
     TRAINED_ENCODER,
     WEIGHTS_NAME,
     error_rate,
+    full_state_dict,
     new_model,
 )
 
 EMOTION, EVENT = "<|NEUTRAL|>", "<|Speech|>"
 ITN_MARK = {"en": ".", "zh": "。"}  # what text normalisation adds: the sentence's full stop
+# About 70 s of speech a step: more, smaller steps learnt faster here than fewer, larger ones.
+FRAMES_PER_BATCH = 1200
 
 
 def features(clips: list[np.ndarray]) -> list[torch.Tensor]:
@@ -193,11 +196,16 @@ def normalise(feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], np.ndarray
     return [(f - mean) / std for f in feats], mean.numpy(), std.numpy()
 
 
-def train(outdir: Path, *, clips: int, held_out_clips: int, steps: int, seed: int) -> None:
+def train(
+    outdir: Path, *, clips: int, held_out_clips: int, steps: int, seed: int,
+    resume: bool = False, peak_lr: float = 1e-3,
+) -> None:  # fmt: skip
+    """Synthesise the corpus and train; `resume` goes on from the weights in `outdir` (same
+    corpus, hence the same CMVN statistics), with a fresh optimiser and schedule."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     torch.set_num_threads(2)
-    train_set = corpus.utterances(clips, seed, held_out=False)
+    train_set = corpus.utterances(clips, seed, held_out=False, languages=corpus.TRAINING_LANGUAGES)
     held_out = corpus.utterances(held_out_clips, seed + 1, held_out=True,
                                  avoid=[u.words for u in train_set])  # fmt: skip
     print(f"synthesising {len(train_set)} + {len(held_out)} clips", flush=True)
@@ -216,20 +224,27 @@ def train(outdir: Path, *, clips: int, held_out_clips: int, steps: int, seed: in
     examples = []
     for utterance in train_set:
         tags, text = targets(utterance, rng.random() < 0.5, tokenizer)
-        examples.append((tags, tokenizer.encode(text)))
+        pieces = tokenizer.encode(text)
+        if tokenizer.id_to_piece(pieces[0]) == "\u2581":  # the dummy prefix before a Hanzi
+            pieces = pieces[1:]
+        examples.append((tags, pieces))
     rows = sorted({0, *TAG_IDS.values(), *(t for _, p in examples for t in p)})
     model = new_model()
+    before = {"steps": 0, "seconds": 0}  # what an earlier run spent, when this one resumes
+    if resume:
+        model.load_state_dict(full_state_dict(outdir))
+        before = json.loads((outdir / "card.json").read_text())["training"]
     model.train()
     trainer = Trainer(model, rows, seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    plan = batches([f.size(0) for f in train_feats], 2400, rng)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=1e-2)
+    plan = batches([f.size(0) for f in train_feats], FRAMES_PER_BATCH, rng)
     step = 0
     while step < steps:
         for batch in plan:
             if step >= steps:
                 break
             for group in optimiser.param_groups:
-                group["lr"] = cosine_lr(step, steps, 1e-3, 300)
+                group["lr"] = cosine_lr(step, steps, peak_lr, 100 if resume else 300)
             loss = trainer.loss(
                 [spec_augment(train_feats[i], trainer.rng) for i in batch],
                 [examples[i][0] for i in batch], [examples[i][1] for i in batch],
@@ -243,13 +258,19 @@ def train(outdir: Path, *, clips: int, held_out_clips: int, steps: int, seed: in
                 print(f"step {step}/{steps} loss {loss.item():.3f} "
                       f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
             if step % 500 == 0:
-                print(evaluate(trainer, held_out[:40], held_feats[:40], tokenizer), flush=True)
+                scores = evaluate(trainer, held_out[:60], held_feats[:60], tokenizer)
+                print(scores, flush=True)
+                save(outdir, model, rows, tokenizer_bytes, mean, std)  # usable if stopped
+                write_card(outdir, scores=scores, steps=before["steps"] + step, seed=seed,
+                           hours=hours, clips=len(train_set), held_out=60,
+                           seconds=before["seconds"] + time.perf_counter() - started)  # fmt: skip
         rng.shuffle(plan)
     scores = evaluate(trainer, held_out, held_feats, tokenizer)
     print("held out:", scores, flush=True)
     save(outdir, model, rows, tokenizer_bytes, mean, std)
-    write_card(outdir, scores=scores, steps=steps, seed=seed, hours=hours, clips=len(train_set),
-               held_out=len(held_out), seconds=time.perf_counter() - started)  # fmt: skip
+    write_card(outdir, scores=scores, steps=before["steps"] + steps, seed=seed, hours=hours,
+               clips=len(train_set), held_out=len(held_out),
+               seconds=before["seconds"] + time.perf_counter() - started)  # fmt: skip
 
 
 def save(outdir: Path, model: Any, rows: list[int], tokenizer: bytes, mean: Any, std: Any) -> None:
@@ -299,14 +320,16 @@ def write_card(outdir: Path, **facts: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=2400)
-    parser.add_argument("--clips", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--clips", type=int, default=6000)
     parser.add_argument("--held-out", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="go on from OUTDIR's weights")
+    parser.add_argument("--peak-lr", type=float, default=1e-3)
     parser.add_argument("outdir", type=Path)
     args = parser.parse_args()
     train(args.outdir, clips=args.clips, held_out_clips=args.held_out, steps=args.steps,
-          seed=args.seed)  # fmt: skip
+          seed=args.seed, resume=args.resume, peak_lr=args.peak_lr)  # fmt: skip
 
 
 if __name__ == "__main__":

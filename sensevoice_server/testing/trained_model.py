@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from sensevoice_server.testing import corpus
 from sensevoice_server.testing.checkpoint import (
     BPE_MODEL_NAME,
     ENCODER_SIZES,
@@ -78,6 +79,16 @@ def write_trained(outdir: Path, source: Path = TRAINED_DIR) -> Path:
 def card(source: Path = TRAINED_DIR) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((source / "card.json").read_text(encoding="utf-8"))
     return loaded
+
+
+def unseen(count: int, seed: int, source: Path = TRAINED_DIR) -> list[corpus.Utterance]:
+    """`count` clips the committed model never heard: sentences that are not among its
+    training sentences (rebuilt from the card's seed and count), spoken by the held-out voices
+    at the held-out speeds. Seed 1 gives the card's own held-out set (train.py uses seed+1)."""
+    training = card(source)["training"]
+    sentences = corpus.utterances(training["clips"], training["seed"], held_out=False,
+                                  languages=corpus.TRAINING_LANGUAGES)  # fmt: skip
+    return corpus.utterances(count, seed, held_out=True, avoid=[u.words for u in sentences])
 
 
 PUNCTUATION = ".,!?;:。，！？、；："
