@@ -16,3 +16,11 @@ if [ ! -f "$stamp" ]; then
     # requirements-test.txt includes requirements.txt: the app's own set is installed too
     if grep -q -- "-r requirements.txt" "$requirements"; then touch "$(stamp_of requirements.txt)"; fi
 fi
+# The package itself, editable (a link to this checkout): without it `python -m
+# sensevoice_server.cli` only worked from here. (pip builds it with a current setuptools of
+# its own: a fresh venv's setuptools 65 cannot build an editable wheel.)
+# -P: this directory is not on the path of the check, wherever it runs from.
+installed="import importlib.util, sys; sys.exit(not importlib.util.find_spec('sensevoice_server'))"
+if ! .venv/bin/python -P -c "$installed"; then
+    .venv/bin/pip install --quiet --no-deps --editable .
+fi

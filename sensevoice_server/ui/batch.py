@@ -1,6 +1,7 @@
 """The Batch tab: several files at once, each transcribed on its own (the /api/batch path),
-with progress per file, one table of results and every transcript in one ZIP. The files are
-removed once read (ui/uploads.py), and the list is cleared with them."""
+with progress per file, one table of results and every transcript in one ZIP. It takes what
+the API takes: audio files, and videos by their sound track. The files are removed once read
+(ui/uploads.py), and the list is cleared with them."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ import gradio as gr
 
 from sensevoice_server.audio import check_size
 from sensevoice_server.batch import transcribe_many
-from sensevoice_server.errors import ServiceError
+from sensevoice_server.errors import BadRequest, ServiceError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import write_zip
+from sensevoice_server.ui.refusals import refused
 from sensevoice_server.ui.transcribe import NO_SPEECH, itn_checkbox, language_dropdown
+from sensevoice_server.ui.video import MEDIA_TYPES
 
 RESULT_COLUMNS = ["file", "status", "language", "seconds", "transcript"]
+# as ui/transcribe.py's segments: the short columns in px, the transcript the rest
+RESULT_WIDTHS: list[str | int] = ["180px", "100px", "90px", "90px", "50%"]
+EVENT = "transcribe all"  # as the log names it
 
 
 def build_batch_tab(transcriber: Transcriber) -> gr.File:
@@ -39,9 +45,10 @@ def build_batch_tab(transcriber: Transcriber) -> gr.File:
         use_itn = bool(itn.preprocess(use_itn))
         paths = [str(file["path"]) for file in files or []]
         if not paths:
-            raise gr.Error("Choose some audio files first.")
+            raise refused(BadRequest("Choose some audio or video files first."), EVENT)
         if len(paths) > limit:
-            raise gr.Error(f"At most {limit} files at once; these are {len(paths)}.")
+            many = f"A batch may hold at most {limit} files; this one has {len(paths)}."
+            raise refused(BadRequest(many), EVENT)  # the wording of POST /api/batch
         uploads = [read(path, transcriber) for path in paths]
         done = [0]
         progress((0, len(paths)), desc="Transcribing", unit="files")
@@ -61,14 +68,14 @@ def build_batch_tab(transcriber: Transcriber) -> gr.File:
         archive = gr.DownloadButton(value=str(write_zip(finished)), visible=True)
         return table, archive, None  # None: the files are gone, and so is their list
 
-    files = gr.File(file_count="multiple", file_types=["audio"], label="Audio files",
-                    elem_id="batch-files")  # fmt: skip
+    files = gr.File(file_count="multiple", file_types=MEDIA_TYPES,
+                    label="Audio or video files", elem_id="batch-files")  # fmt: skip
     with gr.Row():
         languages = language_dropdown()
         itn = itn_checkbox()
     button = gr.Button("Transcribe all", variant="primary", elem_id="batch-transcribe")
     results = gr.Dataframe(headers=RESULT_COLUMNS, label="Results", wrap=True,
-                           elem_id="batch-results")  # fmt: skip
+                           column_widths=RESULT_WIDTHS, elem_id="batch-results")  # fmt: skip
     archive = gr.DownloadButton("Download all (ZIP: TXT, SRT, VTT, JSON)", visible=False,
                                 elem_id="batch-download")  # fmt: skip
     button.click(transcribe_all, [files, languages, itn], [results, archive, files],

@@ -31,6 +31,7 @@ from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.transcript import Transcript
 from sensevoice_server.ui.downloads import button_updates, download_buttons
+from sensevoice_server.ui.refusals import refused
 from sensevoice_server.ui.transcribe import itn_checkbox, language_dropdown
 
 log = logging.getLogger(__name__)
@@ -200,9 +201,8 @@ class LiveTab:
 
 def refusal(error: StreamError) -> gr.Error:
     """The stream's error as Gradio shows it: the message is the whole answer, so no
-    traceback in the log for what a client did."""
-    log.info("live tab: stream refused or ended: %s (%s)", error.code, error.message)
-    return gr.Error(error.message, print_exception=False)
+    traceback in the log for what a client did (refusals.py)."""
+    return refused(error, "live")
 
 
 def check_sample_rate(rate: int) -> None:

@@ -1,6 +1,8 @@
-"""The Transcribe tab: a file or a recording in; the rich transcript, its segments and the
-transcript as TXT, SRT, VTT and JSON out. Its button is also the `/transcribe` endpoint that
-gradio_client calls: (audio, language, ITN) -> (text, segment table)."""
+"""The Transcribe tab: a file, a video's sound track (video.py) or a recording in; the rich
+transcript, its segments and the transcript as TXT, SRT, VTT and JSON out. Its button is also
+the `/transcribe` endpoint that gradio_client calls: (audio, language, ITN) -> (text, segment
+table). A user's mistake (no audio, an empty, corrupt or too long file) is answered with the
+API's message and one log line (refusals.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,25 @@ from typing import Any
 import gradio as gr
 
 from sensevoice_server.audio import check_size
-from sensevoice_server.errors import ServiceError
+from sensevoice_server.errors import BadRequest, ServiceError
 from sensevoice_server.options import LANGUAGE_NAMES, LANGUAGES, DecodeOptions
 from sensevoice_server.service import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.legend import legend_markdown
+from sensevoice_server.ui.refusals import refused
+from sensevoice_server.ui.video import sound_of, video_input
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 SEGMENT_COLUMNS = ["start", "end", "language", "emotion", "events", "text"]
+# Without widths, the table gave the short columns a few letters each ("st/ar/t") and the
+# text a line that ran off-screen. The short columns get room for their header and longest
+# value on one line ("1234.567", "surprised"; events wrap after a comma) in the table's 14 px
+# monospace font; the text a share of the table that fits beside them once Gradio's page
+# is 960 px wide (a window of 1024 px or more), wrapped at words (`wrap=True`). A narrower
+# table scrolls sideways rather than break a word or a number.
+SEGMENT_WIDTHS: list[str | int] = ["90px", "90px", "90px", "100px", "100px", "50%"]
+SPEAKER_WIDTHS: list[str | int] = [*SEGMENT_WIDTHS[:-1], "42%", "80px"]
+NO_AUDIO = "Upload or record some audio (or choose a video) first."
 NO_SPEECH = "No speech detected"
 ITN_LABEL = "Inverse text normalisation (ITN)"
 ITN_INFO = "Writes numbers, dates and punctuation as text is written: “twenty five” → 25."
@@ -48,7 +61,7 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
     ) -> tuple[str, dict[str, Any], TranscriptionResult]:
         if not audio_path:
-            raise gr.Error("Upload or record some audio first.")
+            raise refused(BadRequest(NO_AUDIO), "transcribe")
         try:
             check_size(os.path.getsize(audio_path), transcriber.limits)
             data = Path(audio_path).read_bytes()
@@ -60,7 +73,7 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
                                                       unit="segments"),
             )  # fmt: skip
         except ServiceError as error:
-            raise gr.Error(error.message) from error
+            raise refused(error, "transcribe") from error
         return shown_text(result), segment_table(result, speakers), result
 
     with gr.Row():
@@ -68,6 +81,7 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
             audio = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", label="Audio", elem_id="audio"
             )
+            video = video_input()
             language = language_dropdown()
             use_itn = itn_checkbox()
             button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
@@ -77,7 +91,9 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
             with gr.Row():
                 downloads = download_buttons("download")
     columns = [*SEGMENT_COLUMNS, "speaker"] if speakers else SEGMENT_COLUMNS
-    table = gr.Dataframe(headers=columns, label="Segments", wrap=True, elem_id="segments")
+    widths = SPEAKER_WIDTHS if speakers else SEGMENT_WIDTHS
+    table = gr.Dataframe(headers=columns, label="Segments", wrap=True, column_widths=widths,
+                         elem_id="segments")  # fmt: skip
     with gr.Accordion("What the emoji mean", open=False, elem_id="legend"):
         gr.Markdown(legend_markdown())
     examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
@@ -90,6 +106,7 @@ def build_transcribe_tab(transcriber: Transcriber) -> None:
             # Gradio would show the values ("auto", "true"): say what they mean instead
             example_labels=[example_label(*row) for row in rows],
         )
+    video.upload(sound_of, [video], [audio, video], preprocess=False, api_visibility="private")
     last = gr.State()
     button.click(
         transcribe, [audio, language, use_itn], [rich, table, last], api_name="transcribe"
