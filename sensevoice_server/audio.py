@@ -224,15 +224,27 @@ def _check_complete(container: av.container.InputContainer, samples: np.ndarray)
     FFmpeg happily decodes the intact part of a truncated upload; transcribing half a
     recording without a word would be a silent lie, so we say so instead.
     """
-    if container.duration is None:
+    declared = declared_audio_s(container)
+    if declared is None:
         return
-    declared = container.duration / av.time_base
     decoded = duration_s(samples)
     if decoded < 0.9 * declared and declared - decoded > 0.5:
         raise UnsupportedAudio(
             f"The file looks truncated: its header says {declared:.1f} s of audio, "
             f"but only {decoded:.1f} s could be decoded."
         )
+
+
+def declared_audio_s(container: av.container.InputContainer) -> float | None:
+    """How long the header says the sound track is: its own stream's duration where the
+    header gives one (a video's picture may run on past its sound), else the container's
+    when sound is all it holds; None when it says nothing to go by."""
+    stream = container.streams.audio[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is None or len(container.streams) > len(container.streams.audio):
+        return None
+    return float(container.duration / av.time_base)
 
 
 def duration_s(samples: np.ndarray) -> float:

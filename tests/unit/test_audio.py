@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +66,19 @@ def test_over_the_byte_limit_is_refused_before_decoding() -> None:
 def test_over_the_duration_limit_is_refused() -> None:
     with pytest.raises(TooLong, match="longer than the limit of 2 seconds"):
         decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(max_bytes=10**8, max_duration_s=2))
+
+
+@pytest.mark.parametrize("container", ["mp4", "webm"])
+def test_a_video_whose_picture_outlasts_its_sound_is_not_called_truncated(
+    container: str, tmp_path: Path
+) -> None:
+    """A screen recording often runs its picture on past its sound: the sound track's own
+    length is what the header promises, not the container's."""
+    video = tmp_path / f"talk.{container}"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=10",
+         "-i", str(SAMPLES / "en.wav"), str(video)],
+        check=True,
+    )  # fmt: skip
+    samples = decode(video.read_bytes(), LIMITS)
+    assert abs(samples.size / SAMPLE_RATE - 5.06) < 0.2
