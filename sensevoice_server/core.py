@@ -15,8 +15,8 @@ from sensevoice_server.cache import ResultCache, open_cache
 from sensevoice_server.engine import Engine, EngineSettings
 from sensevoice_server.errors import StartupError
 from sensevoice_server.metrics import Metrics
-from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
+from sensevoice_server.transcriber import Transcriber
 
 log = logging.getLogger(__name__)
 

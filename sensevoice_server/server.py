@@ -12,7 +12,7 @@ from types import FrameType
 import uvicorn
 
 from sensevoice_server.live import LiveSessions
-from sensevoice_server.service import Transcriber
+from sensevoice_server.transcriber import Transcriber
 
 log = logging.getLogger("sensevoice_server")
 

@@ -17,8 +17,8 @@ from starlette.requests import HTTPConnection
 from sensevoice_server.api.credentials import Credentials
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.metrics import Metrics
-from sensevoice_server.service import Transcriber
 from sensevoice_server.settings import Settings
+from sensevoice_server.transcriber import Transcriber
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sensevoice_server import formats
 from sensevoice_server.api.uploads import log_result, unless_client_leaves
 from sensevoice_server.audio import Upload
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 from sensevoice_server.transcript import Joiner, Segment
 
 

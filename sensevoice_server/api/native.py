@@ -24,10 +24,10 @@ from sensevoice_server.api.uploads import (
     unless_client_leaves,
 )
 from sensevoice_server.audio import Upload
-from sensevoice_server.batch import transcribe_many
 from sensevoice_server.errors import BadRequest, NotFound, ServiceError
 from sensevoice_server.options import DecodeOptions, Language
 from sensevoice_server.settings import Settings
+from sensevoice_server.several_files import transcribe_many
 
 router = APIRouter(prefix="/api", tags=["transcription"], dependencies=[Depends(require_api_key)])
 

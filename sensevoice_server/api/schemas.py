@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from sensevoice_server import formats
 from sensevoice_server.api.errors import ErrorBody, ErrorOut
-from sensevoice_server.service import TranscriptionResult
 from sensevoice_server.settings import Settings
+from sensevoice_server.transcriber import TranscriptionResult
 
 Document = dict[str, Any]
 FormRefinement = Callable[[Document, Settings], None]

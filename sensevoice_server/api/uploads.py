@@ -12,7 +12,7 @@ from fastapi import Request, UploadFile
 
 from sensevoice_server.audio import AudioLimits, check_size
 from sensevoice_server.errors import BadRequest, ClientClosedRequest
-from sensevoice_server.service import TranscriptionResult
+from sensevoice_server.transcriber import TranscriptionResult
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from sensevoice_server.live import LiveSessions
-from sensevoice_server.service import Transcriber
+from sensevoice_server.transcriber import Transcriber
 from sensevoice_server.ui.batch import build_batch_tab
 from sensevoice_server.ui.live import build_live_tab
 from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab

@@ -12,10 +12,10 @@ from typing import Any
 import gradio as gr
 
 from sensevoice_server.audio import check_size
-from sensevoice_server.batch import transcribe_many
 from sensevoice_server.errors import BadRequest, ServiceError
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.several_files import transcribe_many
+from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import write_zip
 from sensevoice_server.ui.refusals import refused
 from sensevoice_server.ui.transcribe import NO_SPEECH, itn_checkbox, language_dropdown

@@ -15,7 +15,7 @@ import gradio as gr
 from sensevoice_server.audio import check_size
 from sensevoice_server.errors import BadRequest, ServiceError
 from sensevoice_server.options import LANGUAGE_NAMES, LANGUAGES, DecodeOptions
-from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.legend import legend_markdown
 from sensevoice_server.ui.refusals import refused

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from sensevoice_server.audio import Upload
 from sensevoice_server.errors import ServiceError
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.service import Transcriber, TranscriptionResult
+from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 
 Outcome = TranscriptionResult | ServiceError
 IN_FLIGHT = 2  # one decoding while the other runs: the model stays fed
