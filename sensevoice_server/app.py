@@ -78,7 +78,7 @@ def create_app(
     own_paths = {route.path for router in routers for route in router.routes
                  if isinstance(route, APIRoute | APIWebSocketRoute)}  # fmt: skip
 
-    blocks = build_ui(transcriber, live_sessions).queue(
+    blocks = build_ui(transcriber, live_sessions, settings).queue(
         default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size
     )
     gr.mount_gradio_app(  # mounts onto `app` itself

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from sensevoice_server.live import LiveSessions
+from sensevoice_server.settings import Settings
 from sensevoice_server.transcriber import Transcriber
 from sensevoice_server.ui.batch import build_batch_tab
 from sensevoice_server.ui.live import build_live_tab
@@ -20,9 +21,11 @@ from sensevoice_server.ui.uploads import ServiceBlocks, delete_cache
 __all__ = ["SAMPLES_DIR", "build_ui"]
 
 
-def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks:
+def build_ui(
+    transcriber: Transcriber, live_sessions: LiveSessions, settings: Settings
+) -> gr.Blocks:
     blocks: ServiceBlocks
-    ttl_s = transcriber.settings.ui_upload_ttl_s
+    ttl_s = settings.ui_upload_ttl_s
     with ServiceBlocks(
         title="SenseVoice transcription", delete_cache=delete_cache(ttl_s)
     ) as blocks:
@@ -32,9 +35,10 @@ def build_ui(transcriber: Transcriber, live_sessions: LiveSessions) -> gr.Blocks
             "speaker's emotion and audio events (laughter, applause, music...)."
         )
         with gr.Tab("Transcribe"):
-            build_transcribe_tab(transcriber)
+            build_transcribe_tab(transcriber, speakers=settings.speakers)
         with gr.Tab("Several files"):
-            blocks.remove_once_read(build_batch_tab(transcriber))
+            files = build_batch_tab(transcriber, max_files=settings.max_batch_files)
+            blocks.remove_once_read(files)
         with gr.Tab("Live"):
-            build_live_tab(live_sessions, transcriber.settings)
+            build_live_tab(live_sessions, settings)
     return blocks

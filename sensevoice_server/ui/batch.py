@@ -27,10 +27,10 @@ RESULT_WIDTHS: list[str | int] = ["180px", "100px", "90px", "90px", "50%"]
 EVENT = "transcribe all"  # as the log names it
 
 
-def build_batch_tab(transcriber: Transcriber) -> gr.File:
+def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
     """Add the tab's components and events to the gr.Blocks being built; its file input,
     whose uploads are removed once a run has read them (ui/uploads.py)."""
-    limit = transcriber.settings.max_batch_files
+    limit = max_files
 
     async def transcribe_all(
         files: list[dict[str, Any]] | None,

@@ -50,9 +50,8 @@ def itn_checkbox() -> gr.Checkbox:
     return gr.Checkbox(value=True, label=ITN_LABEL, info=ITN_INFO)
 
 
-def build_transcribe_tab(transcriber: Transcriber) -> None:
+def build_transcribe_tab(transcriber: Transcriber, *, speakers: bool) -> None:
     """Add the tab's components and events to the gr.Blocks being built."""
-    speakers = transcriber.settings.speakers
 
     async def transcribe(
         audio_path: str | None,
