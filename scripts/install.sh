@@ -8,10 +8,15 @@ stamp_of() { echo ".venv/.installed-$(cat "$1" requirements.txt | sha256sum | cu
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=$(stamp_of "$requirements")
 if [ ! -f "$stamp" ]; then
+    # pip is quiet (its progress bars fill a log), so say what is happening and for how long
+    echo "install: setting up .venv from $requirements (first time: a minute or two)" >&2
     .venv/bin/pip install --quiet --upgrade pip
     # torch before anything that depends on it, or pip picks a build we did not choose
+    echo "install: torch (CPU build)..." >&2
     .venv/bin/pip install --quiet torch==2.13.0
+    echo "install: funasr, gradio, fastapi and the rest..." >&2
     .venv/bin/pip install --quiet -r "$requirements"
+    echo "install: done" >&2
     touch "$stamp"
     # requirements-test.txt includes requirements.txt: the app's own set is installed too
     if grep -q -- "-r requirements.txt" "$requirements"; then touch "$(stamp_of requirements.txt)"; fi
