@@ -123,7 +123,7 @@ async def test_unknown_api_paths_get_a_404_in_the_api_shape(app: InProcessApp, p
 
 async def test_not_ready_is_503_with_retry_after(settings: Settings) -> None:
     async with running_app(settings, ready=False) as loading:
-        loading.transcriber.engine.stop_accepting()  # as while loading or draining
+        loading.transcriber.stop_accepting()  # as while loading or draining
         assert (await loading.client.get("/health")).status_code == 200
         ready = await loading.client.get("/ready")
         assert ready.status_code == 503 and ready.headers["Retry-After"]

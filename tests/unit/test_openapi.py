@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 import schemathesis.specs.openapi.schemas  # imported at collection (see below)
-from hypothesis import HealthCheck, given, seed
+from hypothesis import HealthCheck, assume, given, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
@@ -89,6 +89,13 @@ def form_parts(files: list[Any] | None) -> list[Any] | None:
     return parts
 
 
+def file_of_another_type(case: Any) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    return any(
+        name in body and not isinstance(body[name], (bytes, str, list)) for name in FILE_FIELDS
+    )
+
+
 def send(client: TestClient, kwargs: dict[str, Any]) -> Any:
     """schemathesis serialises for `requests`; the same request through httpx."""
     data = kwargs.get("data")
@@ -116,6 +123,9 @@ def check_operations(client: TestClient, mode: GenerationMode, operations: list[
         )  # fmt: skip
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case: Any) -> None:
+            # a file part is bytes on the wire whatever its schema type: a "number in place
+            # of the file" is sent as a real clip by form_parts, so it is no negative case
+            assume(mode is GenerationMode.POSITIVE or not file_of_another_type(case))
             response = send(client, case.as_transport_kwargs(base_url="http://testserver"))
             assert response.status_code < 500, (case.as_curl_command(), response.text)
             case.validate_response(response)
