@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, nargs="?",
                         help="where to write it (default: MODEL_DIR-onnx)")  # fmt: skip
     parser.add_argument("--no-int8", action="store_true", help="fp32 only")
+    parser.add_argument("--calibration-audio", type=Path, metavar="DIR",
+                        help="audio that fixes int8's activation scales (default: the "
+                             "synthetic clips shipped in the package)")  # fmt: skip
     args = parser.parse_args(argv)
     configure_logging("info")
     from sensevoice_server.engine.export import export
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = args.out_dir or source.with_name(source.name + "-onnx")
-    export(source, out, int8=not args.no_int8)
+    export(source, out, int8=not args.no_int8, calibration_audio=args.calibration_audio)
     print(out)
     return 0
 

@@ -22,6 +22,7 @@ class EngineSettings:
     backend: Literal["auto", "torch", "onnx"]
     precision: Literal["auto", "fp32", "fp16", "int8"]
     onnx_dir: str | None
+    calibration_audio: str | None  # None: the shipped set (engine/calibration.py)
     batch_max_items: int  # 0: the device's default
     batch_size_s: int
     batch_wait_ms: float
@@ -42,6 +43,7 @@ class EngineSettings:
             backend=settings.backend,
             precision=settings.precision,
             onnx_dir=settings.onnx_dir,
+            calibration_audio=settings.calibration_audio,
             batch_max_items=settings.batch_max_items,
             batch_size_s=settings.batch_size_s,
             batch_wait_ms=settings.batch_wait_ms,

@@ -38,18 +38,24 @@ class Engine:
     ) -> None:
         self._settings = settings
         self.device = settings.device
-        self.backend_name, self.precision = choose_backend(settings)
+        self.backend_name, precision = choose_backend(settings)
         cuda = self.device.startswith("cuda")
         self._batcher = Batcher(
             max_items=settings.batch_max_items or (16 if cuda else 1),
             max_seconds=settings.batch_size_s,
             wait_s=settings.batch_wait_ms / 1000,
         )
-        self.workers = Workers(settings, (self.backend_name, self.precision), self._batcher,
+        self.workers = Workers(settings, (self.backend_name, precision), self._batcher,
                                on_fatal)  # fmt: skip
         self._lock = threading.Lock()
         self._pending = 0
         self._accepting = True
+
+    @property
+    def precision(self) -> str:
+        """As chosen, until the model is loaded; then as served (the int8 check may have
+        put fp32 in int8's place, engine/int8_check.py)."""
+        return self.workers.precision
 
     @property
     def fingerprint(self) -> str:

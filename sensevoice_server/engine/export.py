@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sensevoice_server.engine import calibration
 from sensevoice_server.engine.backends import ITN_QUERY, LANGUAGE_QUERY
 from sensevoice_server.engine.features import FEATURE_DIM, Cmvn
 from sensevoice_server.engine.tokens import Vocabulary
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 OPSET = 17
-# speech in the five languages (espeak-ng, samples/make_samples.py): what int8 is scaled for
-CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "samples"
 
 
 def metadata(vocabulary_size: int, cmvn: Cmvn) -> dict[str, str]:
@@ -50,8 +49,12 @@ def metadata(vocabulary_size: int, cmvn: Cmvn) -> dict[str, str]:
     return {key: str(value) for key, value in meta.items()}
 
 
-def export(model_dir: str | Path, out_dir: str | Path, *, int8: bool = True) -> Path:
-    """Write the export of `model_dir` into `out_dir` (created; must not exist yet)."""
+def export(
+    model_dir: str | Path, out_dir: str | Path, *, int8: bool = True,
+    calibration_audio: str | Path | None = None,
+) -> Path:  # fmt: skip
+    """Write the export of `model_dir` into `out_dir`; int8's scales from
+    `calibration_audio` (default: the shipped set, engine/calibration.py)."""
     import torch
 
     from sensevoice_server.engine.backends.torch import SenseVoiceLogits, load_funasr_model
@@ -84,7 +87,8 @@ def export(model_dir: str | Path, out_dir: str | Path, *, int8: bool = True) -> 
     log.info("ONNX export: fp32 written after %.0f s", time.perf_counter() - started)
     if int8:
         log.info("ONNX export: quantising to int8 (a minute or two for the full model)")
-        method = quantize(partial / FILES["fp32"], partial / FILES["int8"], cmvn)
+        method = quantize(partial / FILES["fp32"], partial / FILES["int8"], cmvn,
+                          calibration_audio)  # fmt: skip
         write_metadata(partial / FILES["int8"], {**meta, "quantization": method})
         log.info("ONNX export: int8 (%s) written after %.0f s", method,
                  time.perf_counter() - started)  # fmt: skip
@@ -100,7 +104,7 @@ def export(model_dir: str | Path, out_dir: str | Path, *, int8: bool = True) -> 
     return out_dir
 
 
-def quantize(fp32: Path, int8: Path, cmvn: Cmvn) -> str:
+def quantize(fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path | None) -> str:
     """int8 for every MatMul, the attention's included; returns the method used.
 
     Static (calibrated) QDQ: per-channel QInt8 weights in 7-bit range, QUInt8 activations
@@ -109,7 +113,7 @@ def quantize(fp32: Path, int8: Path, cmvn: Cmvn) -> str:
     activation scale per call, sherpa-onnx's recipe) gave 1.8x and fp32 ONNX 1.2-1.5x; the
     7-bit range avoids the saturation of AVX2's u8 x s8 multiply-add. Fixed scales also make
     an item's result independent of its batch mates, which dynamic scales are not. Without
-    calibration clips (samples/ is not there, as after `pip install .`), dynamic it is.
+    calibration audio (a --calibration-audio folder with none that decodes), dynamic it is.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -119,9 +123,10 @@ def quantize(fp32: Path, int8: Path, cmvn: Cmvn) -> str:
         quantize_static,
     )
 
-    clips = [p for p in sorted(CALIBRATION_DIR.glob("*.wav")) if p.stem in LANGUAGE_QUERY]
+    clips = list(calibration.clips(calibration_audio))
     if not clips:
-        log.warning("no calibration clips in %s: int8 by dynamic quantisation", CALIBRATION_DIR)
+        log.warning("no calibration audio in %s: int8 by dynamic quantisation",
+                    calibration_audio or calibration.DEFAULT_DIR)  # fmt: skip
         quantize_dynamic(model_input=str(fp32), model_output=str(int8),
                          op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8)  # fmt: skip
         return "dynamic"
@@ -141,16 +146,15 @@ class CalibrationReader:
     """The model's inputs for each calibration clip, with and without ITN (onnxruntime's
     CalibrationDataReader protocol: `get_next()` until None)."""
 
-    def __init__(self, clips: list[Path], cmvn: Cmvn) -> None:
+    def __init__(self, clips: list[calibration.Clip], cmvn: Cmvn) -> None:
         import numpy as np
 
-        from sensevoice_server.audio import AudioLimits, decode
         from sensevoice_server.engine.features import features
 
         items: list[dict[str, Any]] = []
         for clip in clips:
-            feats = features(decode(clip.read_bytes(), AudioLimits(10**8, 600)), cmvn)
-            language = LANGUAGE_QUERY.get(clip.stem, 0)
+            feats = features(clip.samples, cmvn)
+            language = LANGUAGE_QUERY[clip.language]
             for itn in (True, False):
                 items.append({
                     "x": feats[None], "x_length": np.array([len(feats)], dtype=np.int32),

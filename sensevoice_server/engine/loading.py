@@ -34,5 +34,7 @@ def load_backend(settings: EngineSettings, backend: str, precision: str) -> Back
 
         return TorchBackend(settings.model, settings.device, settings.ncpu, precision)
     from sensevoice_server.engine.backends.onnx import OnnxBackend
+    from sensevoice_server.engine.int8_check import checked
 
-    return OnnxBackend.for_settings(settings, precision)
+    loaded = OnnxBackend.for_settings(settings, precision)
+    return checked(loaded, settings) if precision == "int8" else loaded

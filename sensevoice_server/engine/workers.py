@@ -97,6 +97,7 @@ class Workers:
                  self.backend_name, self.precision, self.device, settings.ncpu)  # fmt: skip
         loading = time.perf_counter()
         self.backend = load_backend(settings, self.backend_name, self.precision)
+        self.precision = self.backend.precision  # fp32 when int8 failed its check
         self.backend_load_s = time.perf_counter() - loading
         if not self.backend.batch_independent:
             self.batcher.max_items = 1  # its results would depend on the batch

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from sensevoice_server.edit_distance import edit_distance
 from sensevoice_server.testing import corpus
 from sensevoice_server.testing.checkpoint import (
     BPE_MODEL_NAME,
@@ -104,14 +105,3 @@ def error_rate(language: str, reference: str, hypothesis: str) -> tuple[int, int
 
     ref, hyp = units(reference), units(hypothesis)
     return edit_distance(ref, hyp), len(ref)
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    """Levenshtein distance over tokens (a dozen lines: not worth a dependency)."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1]

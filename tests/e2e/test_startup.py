@@ -15,7 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sensevoice_server.engine.backends.onnx import export_in_subprocess
+from sensevoice_server.engine.calibration import clip_files
 from sensevoice_server.testing.servers import ROOT, AppProcess, free_port, run_app
+from sensevoice_server.testing.trained_model import write_trained
+from sensevoice_server.testing.wrong_scales import with_wrong_scales
 
 
 def start(
@@ -164,9 +168,24 @@ def test_a_corrupt_export_stops_start_up_with_one_line(
     assert "cannot load it" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_an_int8_export_that_disagrees_with_fp32_is_replaced_by_fp32_in_one_line(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    model = write_trained(tmp_path / "model")
+    export_in_subprocess(model, tmp_path / "export")
+    wrong = with_wrong_scales(tmp_path / "export", tmp_path / "wrong")
+    env = {**model_env, "SENSEVOICE_MODEL": str(model), "SENSEVOICE_BACKEND": "onnx",
+           "SENSEVOICE_ONNX_DIR": str(wrong)}  # fmt: skip
+    with run_app(env, tmp_path) as app:
+        assert httpx.get(f"{app.url}/ready").json()["precision"] == "fp32"
+        [line] = [line for line in app.log().splitlines() if "int8 check" in line]
+    assert "WARNING" in line and "serving fp32 instead" in line
+
+
 def test_pip_install_gives_the_sensevoice_server_command(tmp_path: Path) -> None:
     """`pip install .` (dependencies left out here: the suite's venv has them) puts a
-    `sensevoice-server` command next to the package, the same as app_sensevoice.py."""
+    `sensevoice-server` command next to the package, the same as app_sensevoice.py, and the
+    int8 calibration clips and the trained test model inside it."""
     source = tmp_path / "source"  # a copy: pip builds in the tree it is given
     skip = shutil.ignore_patterns(".git", ".venv", "bench", "tests", "__pycache__", "*.egg-info",
                                   "build", ".*cache")  # fmt: skip
@@ -184,6 +203,10 @@ def test_pip_install_gives_the_sensevoice_server_command(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "[default: 7860; env SENSEVOICE_PORT]" in " ".join(done.stdout.split())
+    installed = site / "sensevoice_server"
+    clips = sorted(p.name for p in (installed / "engine" / "calibration_clips").iterdir())
+    assert clips == sorted(p.name for p in clip_files())
+    assert (installed / "testing" / "trained" / "weights.pt").exists()
 
 
 def test_start_up_summarises_what_is_served_once(

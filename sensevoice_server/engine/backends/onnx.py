@@ -86,7 +86,8 @@ class OnnxBackend:
 
     @classmethod
     def for_settings(cls, settings: EngineSettings, precision: str) -> OnnxBackend:
-        directory = Path(settings.onnx_dir) if settings.onnx_dir else exported(settings.model)
+        directory = (Path(settings.onnx_dir) if settings.onnx_dir
+                     else exported(settings.model, settings.calibration_audio))  # fmt: skip
         model_file = directory / FILES[precision]
         if not model_file.exists():
             raise ModelLoadError(
@@ -110,7 +111,7 @@ class OnnxBackend:
         return {"backend": "onnx", "precision": self.precision, "export": export_hash}
 
 
-def exported(model: str) -> Path:
+def exported(model: str, calibration_audio: str | None = None) -> Path:
     """The export of `model` (a local directory by now: model_source.py resolves hub ids),
     made now if there is none yet, kept by the checkpoint's content hash."""
     source = Path(model)
@@ -126,15 +127,19 @@ def exported(model: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (directory / FILES["fp32"]).exists():
             log.info("no ONNX export of %s yet: exporting it once to %s", source, directory)
-            export_in_subprocess(source, directory)
+            export_in_subprocess(source, directory, calibration_audio)
     return directory
 
 
-def export_in_subprocess(source: Path, directory: Path) -> None:
+def export_in_subprocess(
+    source: Path, directory: Path, calibration_audio: str | None = None
+) -> None:
     """The export in a process of its own: tracing needs a deeper stack than a thread has
     (it fails with a SystemError in the engine's thread), and its peak memory (about twice
     the model) is given back to the system when that process ends."""
     command = [sys.executable, "-m", "sensevoice_server.export", str(source), str(directory)]
+    if calibration_audio:
+        command += ["--calibration-audio", calibration_audio]
     package_root = str(Path(__file__).resolve().parents[3])  # importable from anywhere
     path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
