@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parent
+CALIBRATION_DIR = SAMPLES_DIR.parent / "sensevoice_server" / "engine" / "calibration_clips"
 SAMPLE_RATE = 16_000
 SAMPLE_WIDTH = 2  # bytes, 16-bit PCM
 ESPEAK_SPEED = 175  # words per minute (the espeak-ng default)
@@ -73,7 +74,7 @@ CLIPS: tuple[Clip, ...] = (
         "en",
         "English",
         ("en-us", "en"),
-        ("Hello, this is a speech recognition test.", "The weather is nice today."),
+        ("My sister and my brother play music.", "We drink tea with milk every morning."),
         "",
     ),
     Clip(
@@ -105,6 +106,47 @@ CLIPS: tuple[Clip, ...] = (
         "This is a speech recognition test. The weather is nice today.",
     ),
 )
+
+
+@dataclass(frozen=True)
+class CalibrationClip:
+    """One sentence for the server's calibration set (CALIBRATION_DIR, shipped in the package):
+    the audio int8's activation scales are fixed
+    from, and int8 is checked against fp32 on, at every start (the server's
+    engine/calibration.py). Voices, variants and speeds vary so the scales see a range."""
+
+    name: str  # <language>-<n>: the server reads the language from the name
+    voice: str
+    speed: int
+    sentence: str
+
+
+CALIBRATION: tuple[CalibrationClip, ...] = (
+    CalibrationClip("en-1", "en-us", 175,
+                    "Could you send me the report before noon tomorrow?"),
+    CalibrationClip("en-2", "en-gb+f3", 150,
+                    "The children played in the garden until it was dark."),
+    CalibrationClip("en-3", "en-us+m2", 200,
+                    "Turn left at the second light and park near the bank."),
+    CalibrationClip("en-4", "en-029", 165,
+                    "Seven hundred people came to hear the music by the lake."),
+    CalibrationClip("zh-1", "cmn-latn-pinyin", 175,
+                    "请在明天中午以前把报告发给我。"),
+    CalibrationClip("zh-2", "cmn", 160,
+                    "孩子们在花园里玩到天黑。"),
+    CalibrationClip("zh-3", "cmn+f3", 190,
+                    "我们周末坐火车去上海旅行。"),
+    CalibrationClip("yue-1", "yue", 170,
+                    "我哋听日一齐去饮茶。"),
+    CalibrationClip("yue-2", "yue+f2", 150,
+                    "呢度附近有冇银行？"),
+    CalibrationClip("ja-1", "ja", 170,
+                    "あしたの あさ えきで あいましょう。"),
+    CalibrationClip("ja-2", "ja+f3", 150,
+                    "この みせの ケーキは とても おいしいです。"),
+    CalibrationClip("ko-1", "ko", 170,
+                    "내일 아침에 역에서 만나요."),
+)  # fmt: skip
 
 # English clip re-encoded into the formats clients send: name -> ffmpeg output args.
 ENGLISH_VARIANTS: dict[str, list[str]] = {
@@ -145,10 +187,10 @@ def pick_voice(clip: Clip, voices: set[str]) -> str | None:
     return next((v for v in clip.voices if v.lower() in voices), None)
 
 
-def synthesize(text: str, voice: str, workdir: Path) -> Path:
+def synthesize(text: str, voice: str, workdir: Path, speed: int = ESPEAK_SPEED) -> Path:
     """Speak one sentence with espeak-ng into a WAV file (espeak-ng's native rate)."""
     out = workdir / "sentence.wav"
-    speech = ["-v", voice, "-s", str(ESPEAK_SPEED), "-a", str(ESPEAK_AMPLITUDE)]
+    speech = ["-v", voice, "-s", str(speed), "-a", str(ESPEAK_AMPLITUDE)]
     run(["espeak-ng", *speech, "-w", str(out), "--stdin"], stdin=text.encode("utf-8"))
     return out
 
@@ -268,6 +310,25 @@ def make_english_variants(out_dir: Path) -> None:
         print(f"wrote {name}")
 
 
+def make_calibration_clips(folder: Path) -> None:
+    """Write <language>-<n>.flac into `folder`, one sentence each (FLAC: half the bytes of
+    WAV, the same samples)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    voices = available_voices()
+    for clip in CALIBRATION:
+        if clip.voice.split("+")[0].lower() not in voices:
+            print(f"skip calibration clip {clip.name}: espeak-ng has no voice {clip.voice}")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            spoken = synthesize(clip.sentence, clip.voice, Path(tmp), clip.speed)
+            pcm = silence(EDGE_S) + trim_silence(to_pcm16k(spoken)) + silence(EDGE_S)
+            wav = Path(tmp) / "clip.wav"
+            write_wav(pcm, wav)
+            encode_variant(wav, folder / f"{clip.name}.flac",
+                           ["-c:a", "flac", "-compression_level", "8"])  # fmt: skip
+        print(f"wrote calibration clip {clip.name}.flac ({clip.voice}, {clip.speed} wpm)")
+
+
 def make_silence(out_dir: Path) -> None:
     """Write samples/silence.wav: digital silence, 16 kHz mono."""
     write_wav(silence(SILENCE_S), out_dir / "silence.wav")
@@ -280,6 +341,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out-dir", type=Path, default=SAMPLES_DIR, help="where to write clips (default: samples/)"
     )
+    parser.add_argument(
+        "--calibration-dir", type=Path, default=CALIBRATION_DIR,
+        help="where to write the calibration clips (default: the package's calibration_clips/)",
+    )  # fmt: skip
     parser.add_argument(
         "--long",
         nargs=2,
@@ -301,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     make_language_clips(args.out_dir)
     make_english_variants(args.out_dir)
     make_silence(args.out_dir)
+    make_calibration_clips(args.calibration_dir)
     return 0
 
 

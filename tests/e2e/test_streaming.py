@@ -130,8 +130,8 @@ def test_real_time_stream_gives_partials_then_finals_soon_after_each_utterance(
     got = stream(app, load("en.wav"), speed=1.0)
     results = finals(got)
     assert [(round(f["start"], 1), round(f["end"], 1)) for f in results] == [
-        (0.2, 2.7),
-        (3.6, 5.1),
+        (0.2, 2.3),
+        (3.2, 5.4),
     ]
     for final in results:
         arrived = next(c for c, m in got if m is final)
@@ -170,8 +170,8 @@ def test_other_sample_rates_are_resampled(app: AppProcess, rate: int, fmt: str) 
     results = [m for m in messages if m["type"] == "final"]
     assert code == 1000 and messages[-1] == {"type": "done"}
     assert [(round(f["start"], 1), round(f["end"], 1)) for f in results] == [
-        (0.2, 2.7),
-        (3.6, 5.1),
+        (0.2, 2.3),
+        (3.2, 5.4),
     ]
     assert {f["language"] for f in results} == {"en"}
 

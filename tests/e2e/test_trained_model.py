@@ -82,6 +82,18 @@ def test_the_card_says_what_the_model_was_trained_on_and_how_it_scores() -> None
     assert scores["language_accuracy"] >= 95, scores
 
 
+def test_the_first_runs_sample_is_heard_word_for_word(trained_app: AppProcess) -> None:
+    """The README's no-download first run: samples/en.wav, made of words the model knows."""
+    answer = httpx.post(f"{trained_app.url}/api/transcribe", data={"use_itn": "false"},
+                        files={"file": ("en.wav", (ROOT / "samples" / "en.wav").read_bytes())},
+                        timeout=60)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["language"] == "en"
+    spoken = "my sister and my brother play music we drink tea with milk every morning"
+    assert body["plain_text"] == spoken
+
+
 def test_funasrs_own_pipeline_hears_the_words(
     trained_dir: Path, clips: list[tuple[corpus.Utterance, np.ndarray]]
 ) -> None:

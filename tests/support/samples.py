@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ SPEECH_SAMPLES = ["en.wav", "zh.wav", "yue.wav", "ja.wav", "ko.wav"]
 ENGLISH_FORMATS = ["en.wav", "en.mp3", "en.m4a", "en.ogg", "en.flac", "en.webm",
                    "en_44k_stereo.wav"]  # fmt: skip
 EN = SAMPLES / "en.wav"
+with wave.open(str(EN)) as _en:
+    EN_SECONDS = _en.getnframes() / _en.getframerate()
 ANY_LENGTH = AudioLimits(10**9, 24 * 3600)
 
 

@@ -14,7 +14,15 @@ from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.reference import reference_text
 from sensevoice_server.transcript import TAG
 from tests.support.inprocess import InProcessApp, running_app
-from tests.support.samples import EN, ENGLISH_FORMATS, ROOT, SAMPLES, SPEECH_SAMPLES, load
+from tests.support.samples import (
+    EN,
+    EN_SECONDS,
+    ENGLISH_FORMATS,
+    ROOT,
+    SAMPLES,
+    SPEECH_SAMPLES,
+    load,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +161,7 @@ async def test_metrics_parse_and_move_with_requests(app: InProcessApp) -> None:
 
     assert moved("sensevoice_requests_total", route="/api/transcribe", status="200") == 1
     assert moved("sensevoice_requests_total", route="/api/transcribe", status="400") == 1
-    assert moved("sensevoice_audio_seconds_total") == pytest.approx(5.062, abs=0.01)
+    assert moved("sensevoice_audio_seconds_total") == pytest.approx(EN_SECONDS, abs=0.01)
     assert moved("sensevoice_request_latency_seconds_count", route="/api/transcribe") == 2
     assert after[("sensevoice_model_loaded", ())] == 1
     assert ("sensevoice_queue_depth", ()) in after

@@ -42,8 +42,8 @@ async def stream_through(sessions: LiveSessions, samples: np.ndarray, chunk: int
 async def test_each_sentence_becomes_one_tagged_final(app: InProcessApp) -> None:
     finals = await stream_through(sessions_of(app), load("en.wav"))
     assert [(f.segment, round(f.start, 1), round(f.end, 1)) for f in finals] == [
-        (0, 0.2, 2.7),
-        (1, 3.6, 5.1),
+        (0, 0.2, 2.3),
+        (1, 3.2, 5.4),
     ]
     assert all(f.text and f.language == "en" and f.emotion == "neutral" for f in finals)
 
@@ -51,11 +51,12 @@ async def test_each_sentence_becomes_one_tagged_final(app: InProcessApp) -> None
 async def test_an_utterance_longer_than_the_maximum_is_cut_where_it_reaches_it(
     app: InProcessApp,
 ) -> None:
-    finals = await stream_through(sessions_of(app, live_max_utterance_s=2.0), load("en.wav"))
+    finals = await stream_through(sessions_of(app, live_max_utterance_s=1.5), load("en.wav"))
     assert [(f.segment, f.start, f.end) for f in finals] == [
-        (0, 0.226, 2.226),
-        (1, 2.226, 2.686),
-        (2, 3.554, 5.062),
+        (0, 0.226, 1.726),
+        (1, 1.726, 2.302),
+        (2, 3.17, 4.67),
+        (3, 4.67, 5.358),
     ]
     assert all(f.text and f.language == "en" for f in finals)
 
@@ -199,7 +200,7 @@ async def test_a_drain_gives_an_open_stream_the_finals_of_what_it_sent(app: InPr
         await stream.finish()
         events = ready_events(stream.session)
     finals = [e for e in events if isinstance(e, Final)]
-    assert [(round(f.start, 1), round(f.end, 1)) for f in finals] == [(0.2, 2.7), (3.6, 4.0)]
+    assert [(round(f.start, 1), round(f.end, 1)) for f in finals] == [(0.2, 2.3), (3.2, 4.0)]
     assert events[-1] is None
     assert await waiting is True and sessions.count == 0
     with pytest.raises(GoingAway):
@@ -235,7 +236,7 @@ async def test_a_drain_shows_the_live_tab_its_finals_then_warns(app: InProcessAp
     await asyncio.wait_for(captions.stream.stopped.wait(), 5)  # the next chunk comes after
     with pytest.warns(UserWarning, match="shutting down"):  # gr.Warning outside a request
         text, captions = await tab.on_chunk((16000, microphone[:8000]), "auto", True, captions)
-    assert re.findall(r"\[(\d+\.\d)–(\d+\.\d) s\]", text) == [("0.2", "2.7"), ("3.6", "4.0")]
+    assert re.findall(r"\[(\d+\.\d)–(\d+\.\d) s\]", text) == [("0.2", "2.3"), ("3.2", "4.0")]
     assert captions.stream is None and sessions.count == 0
     with pytest.raises(gr.Error, match="shutting down"):
         await tab.on_chunk((16000, microphone[:8000]), "auto", True, captions)
