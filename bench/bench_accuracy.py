@@ -74,6 +74,7 @@ def main() -> None:
     ):
         heard, cost = core(model, backend, precision, onnx_dir, audio, args.ncpu)
         rows.append(row(label, utterances, heard, cost / seconds))
+    checks = int8_check_rows(model, exports, utterances, audio, args.ncpu)
 
     from sensevoice_server.testing.servers import run_app
 
@@ -96,7 +97,46 @@ def main() -> None:
     print()
     times = print_table(["word times (English, " + timing.pop("words") + " words)", "median ms",
                          "p90 ms"], [[k, *v] for k, v in timing.items()])  # fmt: skip
-    (OUT / "accuracy.txt").write_text(table + "\n\n" + times + "\n", encoding="utf-8")
+    print()
+    agreement = print_table(["int8 export", "agrees with fp32 on calibration tokens %",
+                             "English WER %", "Mandarin CER %"], checks)  # fmt: skip
+    plot(rows, checks, ROOT / "docs" / "accuracy.png")
+    (OUT / "accuracy.txt").write_text(table + "\n\n" + times + "\n\n" + agreement + "\n",
+                                      encoding="utf-8")  # fmt: skip
+
+
+def plot(rows: list[list[object]], checks: list[list[object]], path: Path) -> None:
+    """Left: each path's error rates (a path that loses words stands out); right: the int8
+    check's agreement against the English WER it goes with, and the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sensevoice_server.engine.int8_check import AGREEMENT_FLOOR
+
+    fig, (paths, check) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=[3, 2])
+    labels = [str(r[0]) for r in rows]
+    places = np.arange(len(labels))
+    for offset, column, name in ((-0.2, 1, "English WER"), (0.2, 2, "Mandarin CER")):
+        paths.barh(places + offset, [float(str(r[column])) for r in rows], height=0.4,
+                   label=name)  # fmt: skip
+    paths.set_yticks(places, labels)
+    paths.invert_yaxis()
+    paths.set_xlabel("error rate % (held-out clips)")
+    paths.legend()
+    agreed = [float(str(c[1])) for c in checks]
+    wer = [float(str(c[2])) for c in checks]
+    check.scatter(agreed, wer)
+    for c, x, y in zip(checks, agreed, wer, strict=True):
+        check.annotate(str(c[0]), (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    check.axvline(100 * AGREEMENT_FLOOR, color="#c44e52", linestyle="--", label="check's floor")
+    check.set_xlabel("int8 tokens agreeing with fp32 on the calibration set %")
+    check.set_ylabel("English WER % (held-out clips)")
+    check.legend()
+    fig.suptitle("Trained test model (a proxy on synthetic speech), this machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def row(
@@ -176,6 +216,39 @@ def onnx_exports(model: Path) -> dict[str, Path]:
         meta = {p.key: p.value for p in onnx.load(str(static / FILES["int8"])).metadata_props}
         write_metadata(dynamic / FILES["int8"], {**meta, "quantization": "dynamic"})
     return {"static": static, "dynamic": dynamic}
+
+
+def int8_check_rows(
+    model: Path, exports: dict[str, Path], utterances: list[corpus.Utterance],
+    audio: list[np.ndarray], ncpu: int,
+) -> list[list[object]]:  # fmt: skip
+    """What the start-up check (engine/int8_check.py) measures, the token agreement of int8
+    with fp32 on the calibration set, beside the held-out error rates, for the two sound
+    int8 exports and for static ones with scales made wrong on purpose: the measurements
+    its floor is chosen from."""
+    from sensevoice_server.engine.backends.onnx import OnnxBackend
+    from sensevoice_server.engine.export import FILES
+    from sensevoice_server.engine.int8_check import agreement
+    from sensevoice_server.testing.wrong_scales import with_wrong_scales
+
+    variants = {"fp32 (itself)": exports["static"], "static int8": exports["static"],
+                "dynamic int8": exports["dynamic"]}  # fmt: skip
+    for factor in (1.5, 2, 3, 5):
+        wrong = OUT / f"trained-onnx-scales-{factor}"
+        shutil.rmtree(wrong, ignore_errors=True)
+        variants[f"static int8, scales / {factor}"] = with_wrong_scales(
+            exports["static"], wrong, factor
+        )
+    fp32 = OnnxBackend(exports["static"] / FILES["fp32"], "fp32", ncpu)
+    rows = []
+    for label, directory in variants.items():
+        precision = "fp32" if label.startswith("fp32") else "int8"
+        candidate = OnnxBackend(directory / FILES[precision], precision, ncpu)
+        agreed = agreement(fp32, candidate)
+        heard, _ = core(model, "onnx", precision, directory, audio, ncpu)
+        scored = row(f"check: {label}", utterances, heard)
+        rows.append([label, f"{100 * agreed.ratio:.1f}", scored[1], scored[2]])
+    return rows
 
 
 # --- front ends of a running app --------------------------------------------------------------
