@@ -18,7 +18,17 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from gradio.utils import get_upload_folder
 
 from sensevoice_server.api import cache as cache_routes
-from sensevoice_server.api import docs, errors, health, login, native, openai, schemas, stream
+from sensevoice_server.api import (
+    docs,
+    errors,
+    health,
+    login,
+    native,
+    openai,
+    realtime,
+    schemas,
+    stream,
+)
 from sensevoice_server.api import metrics as metrics_routes
 from sensevoice_server.api.admission import RefuseWhenFull
 from sensevoice_server.api.credentials import Credentials, describe_access
@@ -72,7 +82,8 @@ def create_app(
     errors.install(app)
     schemas.serve_openapi(app, settings, [native.describe_forms, openai.describe_form])
     routers = [health.router, metrics_routes.router, native.router, openai.router,
-               cache_routes.router, stream.router, login.router, docs.router]  # fmt: skip
+               cache_routes.router, stream.router, realtime.router, login.router,
+               docs.router]  # fmt: skip
     for router in routers:
         app.include_router(router)
     own_paths = {route.path for router in routers for route in router.routes

@@ -44,17 +44,25 @@ async def require_api_key(request: Request) -> None:
         raise Unauthorized("The API key is not valid.")
 
 
+SUBPROTOCOL_KEY = "openai-insecure-api-key."  # how OpenAI's browser clients send a key
+
+
 async def websocket_authorized(websocket: WebSocket, settings: Settings) -> bool:
-    """Check the API key before accepting: a Bearer header, or `?api_key=` for browsers.
+    """Check the API key before accepting: a Bearer header, or for browsers (which cannot
+    set headers on a WebSocket) `?api_key=` or the `openai-insecure-api-key.<key>`
+    subprotocol that OpenAI's browser clients offer.
 
     Mind that proxies and access logs may record query strings (ours hide the key).
     """
     credentials = services_of(websocket.app).credentials
     if not credentials.keys_required:
         return True
-    given = bearer_token(websocket.headers.get("authorization", "")) or (
-        websocket.query_params.get("api_key")
+    offered = websocket.scope.get("subprotocols") or []
+    in_subprotocol = next(
+        (p.removeprefix(SUBPROTOCOL_KEY) for p in offered if p.startswith(SUBPROTOCOL_KEY)), None
     )
+    given = (bearer_token(websocket.headers.get("authorization", ""))
+             or websocket.query_params.get("api_key") or in_subprotocol)  # fmt: skip
     address = client_address(websocket.scope)
     refusal: ServiceError
     try:

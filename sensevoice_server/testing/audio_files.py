@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from sensevoice_server.pcm import wav_bytes
 
-def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
-    """Float samples as the bytes of a 16-bit mono WAV file: each sample rounded to the
-    nearest step of 1/32768, the scale decoders read it back with, so samples already on
-    those steps come back exactly."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        steps = np.clip(np.round(np.asarray(samples, np.float64) * 32768), -32768, 32767)
-        out.writeframes(steps.astype("<i2").tobytes())
-    return buffer.getvalue()
+__all__ = ["unique_speech", "wav_bytes", "write_samples", "write_wav"]
 
 
 def write_samples(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:

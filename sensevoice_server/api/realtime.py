@@ -1,0 +1,347 @@
+"""`WS /v1/realtime?intent=transcription`: OpenAI's Realtime transcription session (GA shape).
+
+The clients people already have (the openai SDK's `client.realtime.connect(...)`, voice-agent
+frameworks) speak this protocol; it is mapped onto the same live core as `/ws/transcribe`
+(live/stream.py): with `server_vad` turn detection the audio goes through a `LiveStream`, so
+the online VAD, utterance cutting, finals-first decoding, session limits, idle and pace rules
+and the drain on SIGTERM are the ones every live protocol has; with `turn_detection: null`
+the client commits the buffer itself and each commit is transcribed as an upload.
+
+What this first version leaves out (see the README): the retired beta event shapes, the
+browser subprotocol for keys, logprobs, a commit while server VAD is on, and deltas before
+the end of an utterance (each item gets one delta, its whole transcript).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from sensevoice_server.api import realtime_events as events
+from sensevoice_server.api.auth import websocket_authorized
+from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
+from sensevoice_server.api.openai import served_names
+from sensevoice_server.errors import ServiceError, StreamError
+from sensevoice_server.live import LiveSessions, LiveStream, Stop
+from sensevoice_server.live.audio import Resampler
+from sensevoice_server.live.protocol import Final
+from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.pcm import g711_samples, wav_bytes
+from sensevoice_server.settings import Settings
+from sensevoice_server.transcriber import Transcriber
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["streaming"])
+RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
+SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+              "silence_duration_ms": 500}  # fmt: skip
+
+
+class BadEvent(Exception):
+    """A client event this session cannot take: an error event, and the session goes on."""
+
+    def __init__(self, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.param = code, param
+
+
+@dataclass
+class SessionConfig:
+    model: str
+    format: str = "audio/pcm"
+    language: str = "auto"
+    turn_detection: dict[str, Any] | None = field(default_factory=lambda: dict(SERVER_VAD))
+
+    def as_session(self, session_id: str) -> dict[str, Any]:
+        audio_format: dict[str, Any] = {"type": self.format}
+        if self.format == "audio/pcm":
+            audio_format["rate"] = RATES[self.format]
+        return {"type": "transcription", "id": session_id,
+                "object": "realtime.transcription_session",
+                "audio": {"input": {"format": audio_format,
+                                    "transcription": {"model": self.model,
+                                                      "language": self.language},
+                                    "turn_detection": self.turn_detection}}}  # fmt: skip
+
+    def updated(self, session: Any, served: list[str]) -> SessionConfig:
+        """This config with a `session.update`'s changes; a wrong value raises BadEvent."""
+        if not isinstance(session, dict) or session.get("type") != "transcription":
+            raise BadEvent("session.type must be 'transcription' on this endpoint.",
+                           "invalid_value", "session.type")  # fmt: skip
+        given = (session.get("audio") or {}).get("input") or {}
+        new = SessionConfig(self.model, self.format, self.language, self.turn_detection)
+        if "format" in given:
+            audio_format = given["format"] or {}
+            new.format = audio_format.get("type", "audio/pcm")
+            if new.format not in RATES or audio_format.get("rate", 24_000) != 24_000:
+                raise BadEvent("audio.input.format must be audio/pcm at 24000 Hz, audio/pcmu "
+                               "or audio/pcma.", "invalid_value",
+                               "session.audio.input.format")  # fmt: skip
+        transcription = given.get("transcription") or {}
+        if "model" in transcription:
+            if transcription["model"] not in served:
+                raise BadEvent(f"Model {transcription['model']!r} is not served here; use one "
+                               f"of {', '.join(served)}.", "model_not_found",
+                               "session.audio.input.transcription.model")  # fmt: skip
+            new.model = transcription["model"]
+        if transcription.get("language"):
+            if transcription["language"] not in LANGUAGES:
+                raise BadEvent(f"language must be one of {', '.join(LANGUAGES)}.",
+                               "invalid_value",
+                               "session.audio.input.transcription.language")  # fmt: skip
+            new.language = transcription["language"]
+        if "turn_detection" in given:
+            detection = given["turn_detection"]
+            if detection is not None and detection.get("type", "server_vad") != "server_vad":
+                raise BadEvent("turn_detection must be server_vad or null.", "invalid_value",
+                               "session.audio.input.turn_detection")  # fmt: skip
+            new.turn_detection = None if detection is None else {**SERVER_VAD, **detection}
+        return new
+
+
+@router.websocket("/v1/realtime")
+async def realtime(
+    websocket: WebSocket, settings: SettingsDep, sessions: LiveSessionsDep,
+    transcriber: TranscriberDep,
+) -> None:  # fmt: skip
+    if not await websocket_authorized(websocket, settings):
+        return
+    # a browser offers "realtime" beside its key's subprotocol: one of them must be chosen
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
+    connection = Connection(websocket, settings, sessions, transcriber)
+    if websocket.query_params.get("intent") != "transcription":
+        await connection.send(events.error(
+            "This server serves transcription sessions only: connect with ?intent=transcription.",
+            "invalid_intent"))  # fmt: skip
+        await websocket.close(1008)
+        return
+    try:
+        await connection.run()
+    except WebSocketDisconnect:
+        log.info("realtime session: client went away")
+
+
+class Connection:
+    """One realtime session: client events in, server events out, one item per utterance."""
+
+    def __init__(self, websocket: WebSocket, settings: Settings, sessions: LiveSessions,
+                 transcriber: Transcriber) -> None:  # fmt: skip
+        self.websocket, self.settings = websocket, settings
+        self.sessions, self.transcriber = sessions, transcriber
+        self.session_id = events.new_id("sess")
+        self.config = SessionConfig(settings.served_model_name)
+        self.configured = False
+        self.previous_item: str | None = None
+        self.stream: LiveStream | None = None
+        self.manual: list[np.ndarray] = []  # resampled audio awaiting a commit
+        self.resampler: Resampler | None = None
+        self._sending = asyncio.Lock()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        async with self._sending:
+            await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+
+    async def run(self) -> None:
+        await self.send(events.event("session.created",
+                                     session=self.config.as_session(self.session_id)))  # fmt: skip
+        async with AsyncExitStack() as stack:
+            relay: asyncio.Task[None] | None = None
+            ending: StreamError | None = None
+            try:
+                while True:
+                    try:
+                        text = await self.next_text()
+                        if text is None:
+                            break
+                        await self.handle(text, stack)
+                    except Stop as stop:  # idle, too fast, or the server's drain
+                        ending = stop.error
+                        break
+                    except BadEvent as bad:
+                        await self.send(events.error(str(bad), bad.code, param=bad.param))
+                    if self.stream is not None and relay is None:
+                        relay = asyncio.create_task(self.relay(self.stream))
+            finally:
+                if self.stream is not None:
+                    await self.stream.finish()  # the finals of everything heard come out
+                if relay is not None:
+                    await relay
+        if ending is not None:
+            await self.send(events.error(ending.message, ending.code, kind="server_error"))
+            await self.websocket.close(ending.close_code)
+
+    async def next_text(self) -> str | None:
+        """The next text frame, within the idle rule (the stream's, once one is open)."""
+        receive = self.websocket.receive
+        if self.stream is not None:
+            message = await self.stream.receive(receive)
+        else:
+            try:
+                async with asyncio.timeout(self.settings.live_idle_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        if message.get("text") is None:
+            raise BadEvent("Send events as JSON text frames.", "invalid_event")
+        return str(message["text"])
+
+    async def handle(self, text: str, stack: AsyncExitStack) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            raise BadEvent("The event is not valid JSON.", "invalid_json") from None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "session.update":
+            await self.update(message.get("session"))
+        elif kind == "transcription_session.update":  # the retired beta shape, still sent
+            await self.update(from_beta(message.get("session")))
+        elif kind == "input_audio_buffer.append":
+            await self.append(message.get("audio"), stack)
+        elif kind == "input_audio_buffer.commit":
+            await self.commit()
+        elif kind == "input_audio_buffer.clear":
+            self.manual, self.resampler = [], None
+            await self.send(events.event("input_audio_buffer.cleared"))
+        else:
+            raise BadEvent(f"Unknown or unsupported event type {kind!r} for a transcription "
+                           "session.", "invalid_event_type", "type")  # fmt: skip
+
+    async def update(self, session: Any) -> None:
+        config = self.config.updated(session, served_names(self.settings))
+        if self.stream is not None and (config.format, config.turn_detection is None) != (
+            self.config.format,
+            self.config.turn_detection is None,
+        ):
+            raise BadEvent("The audio format and turn detection cannot change once audio has "
+                           "been sent.", "invalid_value", "session.audio.input")  # fmt: skip
+        self.config, self.configured = config, True
+        await self.send(events.event("session.updated",
+                                     session=config.as_session(self.session_id)))  # fmt: skip
+
+    async def append(self, audio: Any, stack: AsyncExitStack) -> None:
+        if not self.configured:
+            raise BadEvent("Send session.update (type transcription) before audio.",
+                           "session_not_configured")  # fmt: skip
+        samples = decode_audio(audio, self.config.format)
+        rate = RATES[self.config.format]
+        if self.config.turn_detection is None:
+            self.resampler = self.resampler or Resampler(rate)
+            self.manual.append(self.resampler(samples))
+            return
+        if self.stream is None:
+            options = DecodeOptions(language=self.config.language)
+            try:
+                self.stream = await stack.enter_async_context(
+                    self.sessions.open(options, sample_rate=rate)
+                )
+            except StreamError as refused:  # the session limit, or a drain: closed
+                raise Stop(refused) from None
+        await self.stream.feed(samples)
+
+    async def commit(self) -> None:
+        if self.config.turn_detection is not None:
+            raise BadEvent("With server_vad turn detection the server commits each utterance "
+                           "itself.", "commit_with_server_vad")  # fmt: skip
+        if self.resampler is not None:
+            self.manual.append(self.resampler.flush())
+        samples = np.concatenate(self.manual) if self.manual else np.zeros(0, np.float32)
+        self.manual, self.resampler = [], None
+        if samples.size < 1600:  # under 100 ms, as OpenAI refuses it
+            raise BadEvent("The input audio buffer holds less than 100 ms of audio.",
+                           "input_audio_buffer_commit_empty")  # fmt: skip
+        item = events.new_id("item")
+        for event in events.committed(item, self.previous_item):
+            await self.send(event)
+        self.previous_item = item
+        options = DecodeOptions(language=self.config.language)
+        try:
+            result = await self.transcriber.transcribe(wav_bytes(samples), options)
+        except ServiceError as error:
+            failure = {"type": "server_error", "message": error.message}
+            await self.send(events.event("conversation.item.input_audio_transcription.failed",
+                                         item_id=item, content_index=0, error=failure))  # fmt: skip
+            return
+        transcript = result.transcript
+        extras = {"language": transcript.language,
+                  "emotion": transcript.segments[0].emotion if transcript.segments else "",
+                  "events": sorted({e for s in transcript.segments for e in s.events})}  # fmt: skip
+        for event in events.transcribed(item, transcript.plain_text, transcript.duration,
+                                        extras):  # fmt: skip
+            await self.send(event)
+
+    async def relay(self, stream: LiveStream) -> None:
+        """Server VAD: the live session's partials and finals as realtime events, one item
+        per utterance (speech_started at its first result, the rest at its final)."""
+        started: dict[int, str] = {}
+        while (event := await stream.session.events.get()) is not None:
+            if isinstance(event, StreamError):
+                await self.send(events.error(event.message, event.code, kind="server_error"))
+                continue
+            if event.segment not in started:
+                started[event.segment] = item = events.new_id("item")
+                await self.send(events.event("input_audio_buffer.speech_started",
+                                             audio_start_ms=round(event.start * 1000),
+                                             item_id=item))  # fmt: skip
+            if isinstance(event, Final):
+                item = started.pop(event.segment)
+                await self.send(events.event("input_audio_buffer.speech_stopped",
+                                             audio_end_ms=round(event.end * 1000),
+                                             item_id=item))  # fmt: skip
+                for out in events.committed(item, self.previous_item):
+                    await self.send(out)
+                self.previous_item = item
+                for out in events.transcribed(item, event.text, event.end - event.start,
+                                              events.extras_of(event)):  # fmt: skip
+                    await self.send(out)
+
+
+def from_beta(session: Any) -> dict[str, Any]:
+    """A beta `transcription_session.update` session in the GA shape: `input_audio_format`
+    (pcm16 is 24 kHz PCM; g711_ulaw, g711_alaw), `input_audio_transcription` and a top-level
+    `turn_detection` move under `audio.input`. Many self-hosted clients still send it."""
+    if not isinstance(session, dict):
+        raise BadEvent("session must be an object.", "invalid_value", "session")
+    beta_formats = {
+        "pcm16": {"type": "audio/pcm", "rate": 24_000},
+        "g711_ulaw": {"type": "audio/pcmu"},
+        "g711_alaw": {"type": "audio/pcma"},
+    }
+    given: dict[str, Any] = {}
+    if "input_audio_format" in session:
+        if session["input_audio_format"] not in beta_formats:
+            raise BadEvent("input_audio_format must be pcm16, g711_ulaw or g711_alaw.",
+                           "invalid_value", "session.input_audio_format")  # fmt: skip
+        given["format"] = beta_formats[session["input_audio_format"]]
+    if session.get("input_audio_transcription"):
+        given["transcription"] = session["input_audio_transcription"]
+    if "turn_detection" in session:
+        given["turn_detection"] = session["turn_detection"]
+    return {"type": "transcription", "audio": {"input": given}}
+
+
+def decode_audio(audio: Any, audio_format: str) -> np.ndarray:
+    """An append's base64 audio as float32 samples at the format's rate."""
+    if not isinstance(audio, str):
+        raise BadEvent("audio must be a base64 string.", "invalid_audio", "audio")
+    try:
+        data = base64.b64decode(audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadEvent("audio is not valid base64.", "invalid_base64", "audio") from None
+    if audio_format != "audio/pcm":
+        return g711_samples(data, "mu" if audio_format == "audio/pcmu" else "a")
+    if len(data) % 2:
+        raise BadEvent("audio/pcm audio must hold whole 16-bit samples.", "invalid_audio",
+                       "audio")  # fmt: skip
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -1,0 +1,67 @@
+"""OpenAI Realtime's transcription events, as this server sends them (GA shape).
+
+Each function returns one server event as a dict in the shape of the openai SDK's
+`openai.types.realtime` models (the tests validate every frame against its
+`RealtimeServerEvent`). Dicts rather than the SDK's models: the models drop an explicit
+`turn_detection: null` (manual commits), which a client must be able to read back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sensevoice_server.live.protocol import Final
+
+Event = dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def event(kind: str, **fields: Any) -> Event:
+    return {"type": kind, "event_id": new_id("event"), **fields}
+
+
+def error(message: str, code: str, *, kind: str = "invalid_request_error",
+          param: str | None = None, client_event_id: str | None = None) -> Event:  # fmt: skip
+    """OpenAI's error event: the session goes on unless the server closes it after."""
+    detail = {"type": kind, "code": code, "message": message, "param": param,
+              "event_id": client_event_id}  # fmt: skip
+    return event("error", error={k: v for k, v in detail.items() if v is not None})
+
+
+def user_item(item_id: str, transcript: str | None) -> Event:
+    """The conversation item a committed stretch of audio becomes."""
+    content = {"type": "input_audio", "transcript": transcript}
+    return {"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
+            "status": "completed", "content": [content]}  # fmt: skip
+
+
+def committed(item_id: str, previous: str | None) -> list[Event]:
+    """The buffer's audio became an item: committed, then the item added (no text yet)."""
+    return [
+        event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous),
+        event("conversation.item.added", item=user_item(item_id, None), previous_item_id=previous),
+    ]
+
+
+def transcribed(item_id: str, text: str, seconds: float, extras: dict[str, Any]) -> list[Event]:
+    """The item's words: one delta (deltas of an item concatenate to its transcript: this
+    server decodes a closed utterance once, so the whole text is the one stable delta), the
+    completed transcript with SenseVoice's language, emotion and events as extra fields, and
+    the item done."""
+    usage = {"type": "duration", "seconds": round(seconds, 3)}
+    delta = event("conversation.item.input_audio_transcription.delta", item_id=item_id,
+                  content_index=0, delta=text)  # fmt: skip
+    completed = event("conversation.item.input_audio_transcription.completed",
+                      item_id=item_id, content_index=0, transcript=text, usage=usage,
+                      **extras)  # fmt: skip
+    return [delta, completed, event("conversation.item.done", item=user_item(item_id, text))]
+
+
+def extras_of(final: Final) -> dict[str, Any]:
+    """What SenseVoice hears besides the words; OpenAI's `languages` has no place for an
+    emotion or an event, so they travel as fields of their own."""
+    return {"language": final.language, "emotion": final.emotion, "events": final.events}

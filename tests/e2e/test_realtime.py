@@ -1,0 +1,266 @@
+"""`/v1/realtime?intent=transcription` driven by the official openai SDK's realtime client, as
+the clients people already have would drive it: every server frame is validated against the
+SDK's own `RealtimeServerEvent`, each item's deltas add up to its completed transcript, and a
+bad event gets an error event while the session goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import signal
+import time
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as sync_connect
+
+from sensevoice_server.live.protocol import pcm16_bytes
+from sensevoice_server.testing.servers import AppProcess, run_app
+from tests.support.keys import KEY
+from tests.support.samples import load, resampled
+
+SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
+CHUNK_S = 0.1
+Event = dict[str, Any]
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def session(app: AppProcess) -> AsyncIterator[Any]:
+    client = AsyncOpenAI(base_url=f"{app.url}/v1", api_key="not-needed", max_retries=0)
+    async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        yield connection
+
+
+async def receive(connection: Any, until: str, count: int = 1, timeout: float = 60) -> list[Event]:
+    """Server events up to the `count`-th of type `until`, each validated by the SDK."""
+    got: list[Event] = []
+    async with asyncio.timeout(timeout):
+        while sum(e["type"] == until for e in got) < count:
+            raw = await connection.recv_bytes()
+            SERVER_EVENT.validate_json(raw)  # raises if the frame is not OpenAI's shape
+            got.append(json.loads(raw))
+    return got
+
+
+def update(audio_format: Event, turn_detection: Event | None) -> Event:
+    return {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "format": audio_format, "transcription": {"model": "sensevoice-small"},
+        "turn_detection": turn_detection}}}}  # fmt: skip
+
+
+async def append(connection: Any, data: bytes, rate: int, width: int, speed: float) -> None:
+    step = int(rate * CHUNK_S) * width
+    for start in range(0, len(data), step):
+        chunk = base64.b64encode(data[start : start + step]).decode()
+        await connection.send({"type": "input_audio_buffer.append", "audio": chunk})
+        await asyncio.sleep(CHUNK_S / speed)
+
+
+def items(got: list[Event]) -> dict[str, Event]:
+    """Per item: its deltas joined and its completed event."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in got:
+        if e["type"].startswith("conversation.item.input_audio_transcription."):
+            item = out.setdefault(e["item_id"], {"deltas": ""})
+            if e["type"].endswith(".delta"):
+                item["deltas"] += e["delta"]
+            elif e["type"].endswith(".completed"):
+                item["completed"] = e
+    return out
+
+
+@pytest.mark.parametrize("speed", [1.0, 4.0], ids=["real-time", "4x"])
+async def test_server_vad_gives_one_item_per_utterance_whose_deltas_make_its_transcript(
+    app_server: AppProcess, speed: float
+) -> None:
+    audio = np.concatenate([load("en.wav"), np.zeros(16000, np.float32)])  # 1 s to end on
+    async with session(app_server) as connection:
+        created = await receive(connection, "session.created")
+        assert created[0]["session"]["type"] == "transcription"
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, {"type": "server_vad"}))
+        await receive(connection, "session.updated")
+        await append(connection, pcm16_bytes(resampled(audio, 24000)), 24000, 2, speed)
+        got = await receive(connection, "conversation.item.input_audio_transcription.completed", 2)
+    kinds = [e["type"] for e in got]
+    assert kinds.count("input_audio_buffer.speech_started") == 2
+    assert kinds.count("input_audio_buffer.committed") == 2
+    done = items(got)
+    assert len(done) == 2
+    for item in done.values():
+        completed = item["completed"]
+        assert item["deltas"] == completed["transcript"] and completed["transcript"]
+        assert completed["usage"]["type"] == "duration" and completed["usage"]["seconds"] > 0.5
+        assert {"language", "emotion", "events"} <= set(completed)  # SenseVoice's extras
+    starts = [e["audio_start_ms"] for e in got if e["type"].endswith("speech_started")]
+    assert starts[0] < 500 and 2500 < starts[1] < 3600  # en.wav's two sentences
+
+
+@pytest.mark.parametrize("law", ["pcmu", "pcma"])
+async def test_manual_commits_of_8khz_g711_are_transcribed_as_uploads(
+    app_server: AppProcess, law: str
+) -> None:
+    with warnings.catch_warnings():  # audioop (deprecated, gone in 3.13) encodes the test audio
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+        linear = pcm16_bytes(resampled(load("en.wav"), 8000))
+        encoded = audioop.lin2ulaw(linear, 2) if law == "pcmu" else audioop.lin2alaw(linear, 2)
+    async with session(app_server) as connection:
+        await connection.send(update({"type": f"audio/{law}"}, None))
+        updated = await receive(connection, "session.updated")
+        assert updated[-1]["session"]["audio"]["input"]["turn_detection"] is None
+        await append(connection, encoded, 8000, 1, speed=50)
+        await connection.send({"type": "input_audio_buffer.commit"})
+        got = await receive(connection, "conversation.item.done")
+    [item] = items(got).values()
+    assert item["deltas"] == item["completed"]["transcript"] != ""
+    assert [e["type"] for e in got if "item" in e["type"] or "buffer" in e["type"]][:2] == [
+        "input_audio_buffer.committed", "conversation.item.added"]  # fmt: skip
+
+
+async def test_bad_events_get_error_events_and_the_session_goes_on(
+    app_server: AppProcess,
+) -> None:
+    async with session(app_server) as connection:
+        await receive(connection, "session.created")
+        bad = [
+            {"type": "input_audio_buffer.append", "audio": "AAAA"},  # before session.update
+            {"type": "response.create"},  # not a transcription event
+            {"type": "no.such.event"},
+        ]
+        for event in bad:
+            await connection.send(event)
+        errors = [e for e in await receive(connection, "error", len(bad))
+                  if e["type"] == "error"]  # fmt: skip
+        assert [e["error"]["code"] for e in errors] == [
+            "session_not_configured", "invalid_event_type", "invalid_event_type"]  # fmt: skip
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, None))
+        await receive(connection, "session.updated")
+        await connection.send({"type": "input_audio_buffer.append", "audio": "not base64!"})
+        await connection.send({"type": "input_audio_buffer.commit"})  # nothing buffered
+        errors = [e for e in await receive(connection, "error", 2) if e["type"] == "error"]
+        assert [e["error"]["code"] for e in errors] == [
+            "invalid_base64", "input_audio_buffer_commit_empty"]  # fmt: skip
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, None))
+        await receive(connection, "session.updated")  # still serving
+
+
+async def test_a_model_that_is_not_served_is_an_error_naming_the_served_ones(
+    app_server: AppProcess,
+) -> None:
+    event = update({"type": "audio/pcm", "rate": 24000}, None)
+    event["session"]["audio"]["input"]["transcription"]["model"] = "gpt-4o-transcribe"
+    async with session(app_server) as connection:
+        await connection.send(event)
+        got = await receive(connection, "error")
+    assert got[-1]["error"]["code"] == "model_not_found"
+    assert "sensevoice-small" in got[-1]["error"]["message"]
+
+
+async def test_the_retired_beta_shape_is_taken_and_answered_in_the_current_one(
+    app_server: AppProcess,
+) -> None:
+    beta = {"type": "transcription_session.update", "session": {
+        "input_audio_format": "pcm16", "turn_detection": None,
+        "input_audio_transcription": {"model": "sensevoice-small", "language": "en"}}}  # fmt: skip
+    async with session(app_server) as connection:
+        await connection.send(beta)
+        got = await receive(connection, "session.updated")
+        heard = got[-1]["session"]["audio"]["input"]
+        assert heard["format"] == {"type": "audio/pcm", "rate": 24000}
+        assert heard["turn_detection"] is None and heard["transcription"]["language"] == "en"
+        await append(connection, pcm16_bytes(resampled(load("en.wav"), 24000)), 24000, 2, 50)
+        await connection.send({"type": "input_audio_buffer.commit"})
+        got = await receive(connection, "conversation.item.input_audio_transcription.completed")
+    assert got[-1]["transcript"] and got[-1]["language"] == "en"
+
+
+async def test_keys_are_required_when_set_by_header_or_by_the_browser_subprotocol(
+    keyed_app: AppProcess,
+) -> None:
+    import websockets
+
+    client = AsyncOpenAI(base_url=f"{keyed_app.url}/v1", api_key=KEY, max_retries=0)
+    async with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        assert (await receive(connection, "session.created"))[0]["type"] == "session.created"
+    wrong = AsyncOpenAI(base_url=f"{keyed_app.url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with wrong.realtime.connect(extra_query={"intent": "transcription"}):
+            pass
+    assert refused.value.response.status_code == 401
+    url = keyed_app.url.replace("http", "ws") + "/v1/realtime?intent=transcription"
+    offered = ["realtime", f"openai-insecure-api-key.{KEY}"]
+    async with websockets.connect(url, subprotocols=offered) as browser:  # type: ignore[arg-type]
+        assert browser.subprotocol == "realtime"
+        SERVER_EVENT.validate_json(await browser.recv())
+
+
+async def test_without_intent_transcription_the_session_is_refused_with_an_error_event(
+    app_server: AppProcess,
+) -> None:
+    import websockets
+
+    async with websockets.connect(app_server.url.replace("http", "ws") + "/v1/realtime") as ws:
+        event = json.loads(await ws.recv())
+        assert event["type"] == "error" and event["error"]["code"] == "invalid_intent"
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 1008
+
+
+def test_the_live_limits_and_the_sigterm_drain_are_the_live_cores(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One live place: a second session that sends audio is told so and closed (1013). Then
+    SIGTERM while the first is mid-sentence: it gets an item for everything it sent, then
+    the reason and 1001, as /ws/transcribe streams do."""
+    env = {**model_env, "SENSEVOICE_LIVE_MAX_SESSIONS": "1", "SENSEVOICE_LIVE_IDLE_TIMEOUT_S": "30"}
+    url = "/v1/realtime?intent=transcription"
+    sent = resampled(load("en.wav")[: 4 * 16000], 24000)  # ends inside the second sentence
+    pcm = pcm16_bytes(sent)
+    configure = json.dumps(update({"type": "audio/pcm", "rate": 24000}, {"type": "server_vad"}))
+    with run_app(env, tmp_path) as app:
+        base = app.url.replace("http", "ws")
+        first = sync_connect(base + url, open_timeout=10)
+        first.send(configure)
+        for offset in range(0, len(pcm), 4800):
+            chunk = base64.b64encode(pcm[offset : offset + 4800]).decode()
+            first.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        time.sleep(1.0)  # the server has opened the stream and taken the audio
+        with sync_connect(base + url, open_timeout=10) as second:
+            second.send(configure)
+            second.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            refused = drain(second)
+        assert refused[-1]["type"] == "error" and second.close_code == 1013
+        app.process.send_signal(signal.SIGTERM)
+        got = drain(first)
+        assert app.process.wait(30) == 0
+    assert got[-1]["type"] == "error" and got[-1]["error"]["code"] == "shutting_down"
+    assert first.close_code == 1001
+    completed = [e for e in got if e["type"].endswith("transcription.completed")]
+    assert len(completed) == 2  # the first sentence, and the one cut off by the drain
+    stopped = [e["audio_end_ms"] for e in got if e["type"].endswith("speech_stopped")]
+    assert stopped[-1] == pytest.approx(4000, abs=60)
+
+
+def drain(ws: Any) -> list[Event]:
+    """Every event until the server closes, each validated by the SDK."""
+    got = []
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            raw = ws.recv(timeout=30)
+            SERVER_EVENT.validate_json(raw)
+            got.append(json.loads(raw))
+    return got
