@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from contextlib import AsyncExitStack
@@ -30,7 +31,7 @@ from sensevoice_server.api import realtime_events as events
 from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
 from sensevoice_server.api.openai import served_names
-from sensevoice_server.errors import ServiceError, StreamError
+from sensevoice_server.errors import PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
 from sensevoice_server.live.protocol import Final
@@ -44,6 +45,10 @@ router = APIRouter(tags=["streaming"])
 RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
               "silence_duration_ms": 500}  # fmt: skip
+
+
+class ClientGone(Exception):
+    """The client closed or dropped the connection: nobody is left to tell anything."""
 
 
 class BadEvent(Exception):
@@ -127,7 +132,7 @@ async def realtime(
         return
     try:
         await connection.run()
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, ClientGone):
         log.info("realtime session: client went away")
 
 
@@ -149,19 +154,26 @@ class Connection:
 
     async def send(self, event: dict[str, Any]) -> None:
         async with self._sending:
-            await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+            try:
+                await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
+            except (WebSocketDisconnect, RuntimeError, OSError) as error:
+                raise ClientGone from error
 
     async def run(self) -> None:
+        """Events until the client leaves or the session ends on the server's terms; then,
+        unless the client is gone, the items of everything heard, and why it ended."""
         await self.send(events.event("session.created",
                                      session=self.config.as_session(self.session_id)))  # fmt: skip
         async with AsyncExitStack() as stack:
             relay: asyncio.Task[None] | None = None
             ending: StreamError | None = None
+            gone = False
             try:
                 while True:
                     try:
                         text = await self.next_text()
                         if text is None:
+                            gone = True
                             break
                         await self.handle(text, stack)
                     except Stop as stop:  # idle, too fast, or the server's drain
@@ -172,25 +184,30 @@ class Connection:
                     if self.stream is not None and relay is None:
                         relay = asyncio.create_task(self.relay(self.stream))
             finally:
-                if self.stream is not None:
+                if self.stream is not None and not gone:
                     await self.stream.finish()  # the finals of everything heard come out
                 if relay is not None:
-                    await relay
+                    if gone:
+                        relay.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ClientGone):
+                        await relay
         if ending is not None:
             await self.send(events.error(ending.message, ending.code, kind="server_error"))
             await self.websocket.close(ending.close_code)
 
     async def next_text(self) -> str | None:
-        """The next text frame, within the idle rule (the stream's, once one is open)."""
+        """The next text frame (None: the client left), within the idle rule: the stream's
+        once one is open, the same limit before."""
         receive = self.websocket.receive
         if self.stream is not None:
             message = await self.stream.receive(receive)
         else:
+            limit = self.settings.live_idle_timeout_s
             try:
-                async with asyncio.timeout(self.settings.live_idle_timeout_s):
+                async with asyncio.timeout(limit):
                     message = await receive()
             except TimeoutError:
-                return None
+                raise Stop(PolicyViolation(f"No event for {limit:g} s.", "idle_timeout")) from None
         if message["type"] == "websocket.disconnect":
             return None
         if message.get("text") is None:

@@ -264,3 +264,18 @@ def drain(ws: Any) -> list[Event]:
             SERVER_EVENT.validate_json(raw)
             got.append(json.loads(raw))
     return got
+
+
+async def test_a_client_that_leaves_mid_utterance_costs_nothing_and_logs_no_error(
+    app_server: AppProcess,
+) -> None:
+    errors_before = app_server.log().count(" ERROR ")
+    async with session(app_server) as connection:
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, {"type": "server_vad"}))
+        await receive(connection, "session.updated")
+        audio = pcm16_bytes(resampled(load("en.wav")[:32000], 24000))  # inside a sentence
+        await append(connection, audio, 24000, 2, speed=50)
+    await asyncio.sleep(1.0)  # the server notices the close
+    async with session(app_server) as connection:  # and goes on serving
+        assert (await receive(connection, "session.created"))[-1]["type"] == "session.created"
+    assert app_server.log().count(" ERROR ") == errors_before, app_server.log()[-3000:]
