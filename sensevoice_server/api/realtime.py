@@ -7,9 +7,8 @@ the online VAD, utterance cutting, finals-first decoding, session limits, idle a
 and the drain on SIGTERM are the ones every live protocol has; with `turn_detection: null`
 the client commits the buffer itself and each commit is transcribed as an upload.
 
-What this first version leaves out (see the README): the retired beta event shapes, the
-browser subprotocol for keys, logprobs, a commit while server VAD is on, and deltas before
-the end of an utterance (each item gets one delta, its whole transcript).
+What this version leaves out (see the README): logprobs, speaker segments, and a commit
+while server VAD is on.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from sensevoice_server.api import realtime_events as events
 from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
 from sensevoice_server.api.openai import served_names
+from sensevoice_server.api.realtime_deltas import Deltas
 from sensevoice_server.errors import PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
@@ -294,34 +294,42 @@ class Connection:
         extras = {"language": transcript.language,
                   "emotion": transcript.segments[0].emotion if transcript.segments else "",
                   "events": sorted({e for s in transcript.segments for e in s.events})}  # fmt: skip
-        for event in events.transcribed(item, transcript.plain_text, transcript.duration,
+        text = transcript.plain_text
+        for event in events.transcribed(item, text, text, transcript.duration,
                                         extras):  # fmt: skip
             await self.send(event)
 
     async def relay(self, stream: LiveStream) -> None:
         """Server VAD: the live session's partials and finals as realtime events, one item
-        per utterance (speech_started at its first result, the rest at its final)."""
-        started: dict[int, str] = {}
+        per utterance. `speech_started` comes with its first result and names the item; the
+        words its partials agree on go out as deltas while it is spoken (realtime_deltas.py);
+        its final brings the rest: stopped, committed, added, the last delta, completed."""
+        open_items: dict[int, tuple[str, Deltas]] = {}
         while (event := await stream.session.events.get()) is not None:
             if isinstance(event, StreamError):
                 await self.send(events.error(event.message, event.code, kind="server_error"))
                 continue
-            if event.segment not in started:
-                started[event.segment] = item = events.new_id("item")
+            if event.segment not in open_items:
+                open_items[event.segment] = (events.new_id("item"), Deltas())
                 await self.send(events.event("input_audio_buffer.speech_started",
                                              audio_start_ms=round(event.start * 1000),
-                                             item_id=item))  # fmt: skip
-            if isinstance(event, Final):
-                item = started.pop(event.segment)
-                await self.send(events.event("input_audio_buffer.speech_stopped",
-                                             audio_end_ms=round(event.end * 1000),
-                                             item_id=item))  # fmt: skip
-                for out in events.committed(item, self.previous_item):
-                    await self.send(out)
-                self.previous_item = item
-                for out in events.transcribed(item, event.text, event.end - event.start,
-                                              events.extras_of(event)):  # fmt: skip
-                    await self.send(out)
+                                             item_id=open_items[event.segment][0]))  # fmt: skip
+            item, deltas = open_items[event.segment]
+            if not isinstance(event, Final):
+                if delta := deltas.partial(event.text):
+                    await self.send(events.delta(item, delta))
+                continue
+            del open_items[event.segment]
+            await self.send(events.event("input_audio_buffer.speech_stopped",
+                                         audio_end_ms=round(event.end * 1000),
+                                         item_id=item))  # fmt: skip
+            for out in events.committed(item, self.previous_item):
+                await self.send(out)
+            self.previous_item = item
+            delta, transcript = deltas.final(event.text)
+            for out in events.transcribed(item, delta, transcript, event.end - event.start,
+                                          events.extras_of(event)):  # fmt: skip
+                await self.send(out)
 
 
 def from_beta(session: Any) -> dict[str, Any]:

@@ -47,18 +47,22 @@ def committed(item_id: str, previous: str | None) -> list[Event]:
     ]
 
 
-def transcribed(item_id: str, text: str, seconds: float, extras: dict[str, Any]) -> list[Event]:
-    """The item's words: one delta (deltas of an item concatenate to its transcript: this
-    server decodes a closed utterance once, so the whole text is the one stable delta), the
+def delta(item_id: str, text: str) -> Event:
+    return event("conversation.item.input_audio_transcription.delta", item_id=item_id,
+                 content_index=0, delta=text)  # fmt: skip
+
+
+def transcribed(item_id: str, last_delta: str, transcript: str, seconds: float,
+                extras: dict[str, Any]) -> list[Event]:  # fmt: skip
+    """The item's last delta (the deltas of an item concatenate to its transcript), the
     completed transcript with SenseVoice's language, emotion and events as extra fields, and
     the item done."""
     usage = {"type": "duration", "seconds": round(seconds, 3)}
-    delta = event("conversation.item.input_audio_transcription.delta", item_id=item_id,
-                  content_index=0, delta=text)  # fmt: skip
     completed = event("conversation.item.input_audio_transcription.completed",
-                      item_id=item_id, content_index=0, transcript=text, usage=usage,
+                      item_id=item_id, content_index=0, transcript=transcript, usage=usage,
                       **extras)  # fmt: skip
-    return [delta, completed, event("conversation.item.done", item=user_item(item_id, text))]
+    done = event("conversation.item.done", item=user_item(item_id, transcript))
+    return [*([delta(item_id, last_delta)] if last_delta else []), completed, done]
 
 
 def extras_of(final: Final) -> dict[str, Any]:
