@@ -1,10 +1,16 @@
 """Live streaming benchmark: how soon finals follow speech, and how many streams one process holds.
 
 Run: .venv/bin/python -m bench.bench_streaming [--seconds 60] [--streams 1,2,4,8] [--ncpu 2]
+                                                [--protocols ws,realtime]
 
 The real app (full-size checkpoint, CPU) runs as a subprocess; N clients stream a long
-English clip (two sentences and a 1 s pause, repeated) at real time over `WS /ws/transcribe`
-with the CLI's client, started a little apart so their utterances do not end in step.
+English clip (two sentences and a 1 s pause, repeated) at real time, started a little apart
+so their utterances do not end in step, over each protocol in turn: `WS /ws/transcribe` with
+the CLI's client, and OpenAI's realtime session (`/v1/realtime?intent=transcription`, 24 kHz
+PCM, server VAD) with a plain WebSocket client. For realtime a "final" is the `completed`
+transcript (its utterance end is the `speech_stopped` before it) and a "partial" a delta;
+its own columns: how long the first delta of an item comes before its completed transcript,
+and the share of words sent before the end of speech.
 
 - final latency: from the end of an utterance, in audio time (when the client had sent it),
   to its final message; it includes the 0.5 s of silence that ends an utterance;
@@ -57,6 +63,9 @@ class StreamStats:
     partials: int = 0
     finals: int = 0
     failed: str = ""  # why the server ended the stream early, if it did
+    delta_leads: list[float] = field(default_factory=list)  # realtime: first delta -> completed
+    words_early: int = 0  # realtime: words in deltas sent before their speech_stopped
+    words: int = 0
 
 
 def vad_cost(samples: np.ndarray) -> float:
@@ -94,9 +103,81 @@ async def one_stream(url: str, samples: np.ndarray, delay: float) -> StreamStats
     return stats
 
 
-async def run_streams(url: str, samples: np.ndarray, count: int) -> list[StreamStats]:
+async def one_realtime_stream(url: str, samples: np.ndarray, delay: float) -> StreamStats:
+    """One OpenAI realtime transcription session, 100 ms appends on a real-time schedule."""
+    import base64
+    import json
+
+    import websockets
+    from scipy.signal import resample_poly
+
+    from sensevoice_server.live.protocol import pcm16_bytes
+
+    await asyncio.sleep(delay)
+    stats = StreamStats()
+    duration = samples.size / 16000
+    pcm = pcm16_bytes(np.concatenate([resample_poly(samples, 3, 2), np.zeros(24000)]))
+    update = {
+        "type": "session.update",
+        "session": {
+            "type": "transcription",
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "turn_detection": {"type": "server_vad"},
+                }
+            },
+        },
+    }
+    stopped: dict[str, float] = {}
+    first_delta: dict[str, float] = {}
+    early: dict[str, str] = {}
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps(update))
+        started = time.monotonic()
+
+        async def send_audio() -> None:
+            for index, offset in enumerate(range(0, len(pcm), 4800)):
+                chunk = base64.b64encode(pcm[offset : offset + 4800]).decode()
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+                await asyncio.sleep(max(0.0, started + (index + 1) * 0.1 - time.monotonic()))
+
+        sender = asyncio.create_task(send_audio())
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 5.0 if sender.done() else 60.0)
+            except (TimeoutError, websockets.ConnectionClosed):
+                break
+            clock, event = time.monotonic() - started, json.loads(raw)
+            kind = event["type"]
+            if kind == "error" and event["error"]["code"] not in ("invalid_event_type",):
+                stats.failed = event["error"]["message"]
+            elif kind.endswith("transcription.delta"):
+                stats.partials += 1
+                first_delta.setdefault(event["item_id"], clock)
+                if event["item_id"] not in stopped:
+                    early[event["item_id"]] = early.get(event["item_id"], "") + event["delta"]
+            elif kind == "input_audio_buffer.speech_stopped":
+                stopped[event["item_id"]] = event["audio_end_ms"] / 1000
+            elif kind.endswith("transcription.completed"):
+                stats.finals += 1
+                item, end = event["item_id"], stopped.get(event["item_id"], clock)
+                if end < duration - 0.1:
+                    stats.latencies.append((end, clock - end))
+                if item in first_delta:
+                    stats.delta_leads.append(clock - first_delta[item])
+                stats.words += len(event["transcript"].split())
+                stats.words_early += len(early.get(item, "").split())
+        sender.cancel()
+    return stats
+
+
+async def run_streams(
+    url: str, samples: np.ndarray, count: int, protocol: str = "ws"
+) -> list[StreamStats]:
     delays = [i * UNIT_S / count for i in range(count)]
-    return list(await asyncio.gather(*(one_stream(url, samples, d) for d in delays)))
+    client = one_realtime_stream if protocol == "realtime" else one_stream
+    return list(await asyncio.gather(*(client(url, samples, d) for d in delays)))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -153,8 +234,32 @@ def _steady(run: StreamStats) -> bool:
     return last - first < 1.0
 
 
+PATHS = {"ws": "/ws/transcribe", "realtime": "/v1/realtime?intent=transcription"}
+
+
+def measure_realtime(app: AppProcess, samples: np.ndarray, counts: list[int]) -> list[list[object]]:
+    """The same streams over OpenAI's realtime protocol, with its delta columns."""
+    url = app.url.replace("http://", "ws://") + PATHS["realtime"]
+    rows = []
+    for count in counts:
+        before, started = cpu_seconds(app.process.pid), time.monotonic()
+        runs = asyncio.run(run_streams(url, samples, count, "realtime"))
+        cores = (cpu_seconds(app.process.pid) - before) / (time.monotonic() - started)
+        row = summarise(f"realtime: {count} stream{'s' * (count > 1)}", runs, cores)
+        leads = [lead for run in runs for lead in run.delta_leads]
+        words = sum(run.words for run in runs)
+        row[6] = f"{statistics.median(leads):.2f} s" if leads else "-"
+        row[7] = f"{100 * sum(run.words_early for run in runs) / max(words, 1):.0f} %"
+        rows.append(row)
+        print(f"  {rows[-1]} load average {os.getloadavg()[0]:.1f}", flush=True)
+        for run in runs:
+            if run.failed:
+                print(f"    stream ended by the server: {run.failed}", flush=True)
+    return rows
+
+
 def measure(app: AppProcess, samples: np.ndarray, counts: list[int], upload: np.ndarray):
-    url = app.url.replace("http://", "ws://") + "/ws/transcribe"
+    url = app.url.replace("http://", "ws://") + PATHS["ws"]
     results: dict[str, list[StreamStats]] = {}
     rows = []
     for count in counts:
@@ -239,6 +344,8 @@ def main() -> None:
     parser.add_argument("--streams", default="1,2,4,8")
     parser.add_argument("--ncpu", type=int, default=2)
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    parser.add_argument("--protocols", default="ws,realtime",
+                        help="ws (/ws/transcribe), realtime (/v1/realtime), or both")  # fmt: skip
     parser.add_argument(
         "--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"],
         help="OMP_WAIT_POLICY of the server; unset leaves libgomp's spin-then-sleep default",
@@ -255,9 +362,11 @@ def main() -> None:
     if args.omp_wait_policy != "unset":
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     print(f"streaming {args.seconds} s clips at real time; streams: {counts}", flush=True)
+    protocols = args.protocols.split(",")
     with run_app(env, OUT, ready_timeout=3600) as app:
         rtf = utterance_rtf(app.url, samples)
-        rows, results = measure(app, samples, counts, upload)
+        rows, results = measure(app, samples, counts, upload) if "ws" in protocols else ([], {})
+        realtime_rows = measure_realtime(app, samples, counts) if "realtime" in protocols else []
     print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, OMP_WAIT_POLICY={args.omp_wait_policy}, "
           f"{os.cpu_count()} cores, "
           f"{args.seconds} s of speech per stream at real time")  # fmt: skip
@@ -267,13 +376,26 @@ def main() -> None:
          "partial interval p50", "partials per final", "server CPU (cores)", "keeps up"],
         rows,
     )  # fmt: skip
+    if realtime_rows:
+        print(
+            "\nOpenAI realtime (/v1/realtime), the same streams; its columns 7 and 8 are the "
+            "first delta's lead over the completed transcript (p50) and the words sent "
+            "before the end of speech:\n"
+        )
+        print_table(
+            ["streams", "completed", "ended early", "latency p50", "latency p95",
+             "latency max", "first delta lead p50", "words before speech end",
+             "server CPU (cores)", "keeps up"],
+            realtime_rows,
+        )  # fmt: skip
     kept = [count for count, row in zip(counts, rows, strict=False) if row[-1] == "yes"]
     streams = max(kept, default=0)
     print(f"\nlive capacity: {streams} streams kept up (final p95 <= {KEEP_UP_P95_S} s) x "
           f"utterance RTF {rtf:.3f} = {streams * rtf:.2f}")  # fmt: skip
-    path = ROOT / "docs" / "streaming_latency.png"
-    plot(results, path)
-    print(f"\nplot: {path}")
+    if results:
+        path = ROOT / "docs" / "streaming_latency.png"
+        plot(results, path)
+        print(f"\nplot: {path}")
 
 
 if __name__ == "__main__":
