@@ -31,6 +31,7 @@ from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
 from sensevoice_server.api.openai import served_names
 from sensevoice_server.api.realtime_deltas import Deltas
+from sensevoice_server.api.websocket_io import ClientGone, send_text
 from sensevoice_server.errors import PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
@@ -45,10 +46,6 @@ router = APIRouter(tags=["streaming"])
 RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
               "silence_duration_ms": 500}  # fmt: skip
-
-
-class ClientGone(Exception):
-    """The client closed or dropped the connection: nobody is left to tell anything."""
 
 
 class BadEvent(Exception):
@@ -153,11 +150,8 @@ class Connection:
         self._sending = asyncio.Lock()
 
     async def send(self, event: dict[str, Any]) -> None:
-        async with self._sending:
-            try:
-                await self.websocket.send_text(json.dumps(event, ensure_ascii=False))
-            except (WebSocketDisconnect, RuntimeError, OSError) as error:
-                raise ClientGone from error
+        async with self._sending:  # the relay task and the event loop both send
+            await send_text(self.websocket, json.dumps(event, ensure_ascii=False))
 
     async def run(self) -> None:
         """Events until the client leaves or the session ends on the server's terms; then,

@@ -13,11 +13,12 @@ import asyncio
 import logging
 from typing import TypeVar
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
+from sensevoice_server.api.websocket_io import ClientGone, send_text
 from sensevoice_server.errors import PolicyViolation, StreamError, TryAgainLater, UnsupportedData
 from sensevoice_server.live import LiveStream, Stop
 from sensevoice_server.live.protocol import (
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 T = TypeVar("T")
 CONFIG_DEADLINE_S = 10.0  # at most this long (or the idle limit) to send the config
-
-
-class ClientGone(Exception):
-    """The client closed or dropped the connection: nobody is left to tell anything."""
 
 
 @router.websocket("/ws/transcribe")
@@ -180,10 +177,7 @@ async def send_results(websocket: WebSocket, stream: LiveStream) -> None:
 
 # --- helpers --------------------------------------------------------------------------------
 async def send(websocket: WebSocket, message: BaseModel) -> None:
-    try:
-        await websocket.send_text(message.model_dump_json())
-    except (WebSocketDisconnect, RuntimeError, OSError) as error:
-        raise ClientGone from error
+    await send_text(websocket, message.model_dump_json())
 
 
 async def fail(websocket: WebSocket, error: StreamError) -> None:
