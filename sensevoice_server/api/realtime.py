@@ -248,6 +248,11 @@ class Connection:
         samples = decode_audio(audio, self.config.format)
         rate = RATES[self.config.format]
         if self.config.turn_detection is None:
+            limit = self.settings.max_duration_s  # a commit is transcribed as an upload
+            if sum(len(part) for part in self.manual) / 16000 + len(samples) / rate > limit:
+                raise BadEvent(f"The input audio buffer would hold more than {limit:g} s; "
+                               "commit or clear it first.", "input_audio_buffer_too_long",
+                               "audio")  # fmt: skip
             self.resampler = self.resampler or Resampler(rate)
             self.manual.append(self.resampler(samples))
             return

@@ -279,3 +279,20 @@ async def test_a_client_that_leaves_mid_utterance_costs_nothing_and_logs_no_erro
     async with session(app_server) as connection:  # and goes on serving
         assert (await receive(connection, "session.created"))[-1]["type"] == "session.created"
     assert app_server.log().count(" ERROR ") == errors_before, app_server.log()[-3000:]
+
+
+async def test_a_manual_buffer_is_bounded_by_the_upload_duration_limit(
+    app_server: AppProcess,
+) -> None:
+    """The app's uploads are limited to 20 s: so is what a client may buffer before it
+    commits; past it an append is refused with an error event, and the buffer is kept."""
+    second = base64.b64encode(bytes(48000)).decode()  # 1 s of 24 kHz silence
+    async with session(app_server) as connection:
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, None))
+        await receive(connection, "session.updated")
+        for _ in range(21):
+            await connection.send({"type": "input_audio_buffer.append", "audio": second})
+        await connection.send({"type": "input_audio_buffer.clear"})
+        got = await receive(connection, "input_audio_buffer.cleared")
+    errors = [e["error"]["code"] for e in got if e["type"] == "error"]
+    assert errors == ["input_audio_buffer_too_long"]
