@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(10.0, ge=0)
     """With room left in a batch, how long it waits for more segments (when it can hold
     more than one)."""
+    keyword_boost: float = Field(3.0, ge=0, le=20)
+    """With keywords in a request: the log-probability each token of a keyword earns in the
+    beam search (higher finds more, and risks inserting a keyword that was not said;
+    bench/bench_keywords.py measures both). 0 turns biasing off."""
     speakers: bool = False
     """Label each segment with its speaker (CAM++ embeddings, clustered): about 1.7 CPU
     seconds per minute of audio (bench/bench_extras.py). Needed for diarized_json."""

@@ -86,10 +86,21 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     problems = []
     param = None
     for item in error.errors():
-        field = str(item["loc"][-1]) if item.get("loc") else "request"
+        field, label = field_name(tuple(item.get("loc") or ()))
         param = param or field
-        problems.append(f"{field}: {item['msg']}")
+        problems.append(f"{label}: {item['msg']}")
     return error_response(BadRequest("Bad request. " + "; ".join(problems)[:500], param=param))
+
+
+def field_name(loc: tuple[object, ...]) -> tuple[str, str]:
+    """The field a validation error is about, as the client named it, and how to say where:
+    "languages[]" and "languages[] item 2" for an element of a list (pydantic's location
+    ends in its index)."""
+    if not loc:
+        return "request", "request"
+    if isinstance(loc[-1], int) and len(loc) > 1:
+        return str(loc[-2]), f"{loc[-2]} item {loc[-1] + 1}"
+    return str(loc[-1]), str(loc[-1])
 
 
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:

@@ -25,7 +25,15 @@ from sensevoice_server.api.uploads import (
 )
 from sensevoice_server.audio import Upload
 from sensevoice_server.errors import BadRequest, NotFound, ServiceError
-from sensevoice_server.options import DecodeOptions, Language
+from sensevoice_server.options import (
+    MAX_KEYWORDS,
+    DecodeOptions,
+    Keyword,
+    Language,
+    Spoken,
+    checked_keywords,
+    checked_languages,
+)
 from sensevoice_server.settings import Settings
 from sensevoice_server.several_files import transcribe_many
 
@@ -39,6 +47,18 @@ SpeakersForm = Annotated[
 ]
 WordsForm = Annotated[
     bool, Form(description="Time each word (forced alignment; costs a little more).")
+]
+KeywordsForm = Annotated[
+    list[Keyword] | None,
+    Form(
+        max_length=MAX_KEYWORDS,
+        description=f"Words or phrases to favour (names, terms); one per field, at most "
+        f"{MAX_KEYWORDS}. Decodes with a beam search (a little slower) when given.",
+    ),
+]
+LanguagesForm = Annotated[
+    list[Spoken] | None,
+    Form(description="With language auto: detect only among these (zh, en, yue, ja, ko)."),
 ]
 AudioFile = Annotated[
     UploadFile,
@@ -65,9 +85,13 @@ async def transcribe(
     use_itn: ItnForm = True,
     word_timestamps: WordsForm = False,
     num_speakers: SpeakersForm = None,
+    keywords: KeywordsForm = None,
+    languages: LanguagesForm = None,
 ) -> TranscriptionOut:
     data = spooled_upload(file, transcriber.limits)
-    options = decode_options(settings, language, use_itn, word_timestamps, num_speakers)
+    options = decode_options(
+        settings, language, use_itn, word_timestamps, num_speakers, keywords, languages
+    )
     result = await unless_client_leaves(request, transcriber.transcribe(data, options))
     log_result(request, result)
     return TranscriptionOut.of(result)
@@ -91,17 +115,27 @@ async def batch(
     use_itn: ItnForm = True,
     word_timestamps: WordsForm = False,
     num_speakers: SpeakersForm = None,
+    keywords: KeywordsForm = None,
+    languages: LanguagesForm = None,
 ) -> BatchOut:
     limit = settings.max_batch_files
     if len(files) > limit:
         raise BadRequest(f"A batch may hold at most {limit} files; this one has {len(files)}.")
-    options = decode_options(settings, language, use_itn, word_timestamps, num_speakers)
+    options = decode_options(
+        settings, language, use_itn, word_timestamps, num_speakers, keywords, languages
+    )
     results = await unless_client_leaves(request, transcribe_all(transcriber, files, options))
     return BatchOut(results=results)
 
 
 def decode_options(
-    settings: Settings, language: str, use_itn: bool, words: bool, speakers: int | None
+    settings: Settings,
+    language: str,
+    use_itn: bool,
+    words: bool,
+    speakers: int | None,
+    keywords: list[Keyword] | None,
+    languages: list[Spoken] | None,
 ) -> DecodeOptions:
     if speakers is not None and not settings.speakers:
         raise BadRequest(
@@ -109,7 +143,11 @@ def decode_options(
             "--speakers (SENSEVOICE_SPEAKERS=true).",
             param="num_speakers",
         )
-    return DecodeOptions(language, use_itn, word_timestamps=words, num_speakers=speakers)
+    return DecodeOptions(
+        language, use_itn, word_timestamps=words, num_speakers=speakers,
+        keywords=checked_keywords(keywords or []),
+        languages=checked_languages(languages or []),
+    )  # fmt: skip
 
 
 def describe_forms(document: Document, settings: Settings) -> None:

@@ -36,7 +36,16 @@ from sensevoice_server.api.uploads import (
     unless_client_leaves,
 )
 from sensevoice_server.errors import BadRequest, ModelNotFound, NotFound
-from sensevoice_server.options import DecodeOptions, Language
+from sensevoice_server.options import (
+    MAX_KEYWORD_CHARS,
+    MAX_KEYWORDS,
+    DecodeOptions,
+    Keyword,
+    Language,
+    Spoken,
+    checked_keywords,
+    checked_languages,
+)
 from sensevoice_server.settings import Settings
 from sensevoice_server.subtitles import CueLimits
 
@@ -127,6 +136,23 @@ async def create_transcription(
         list[Literal["logprobs"]] | None,
         Form(alias="include[]", description="logprobs: each token's log-probability (json)."),
     ] = None,
+    keywords: Annotated[
+        list[Keyword] | None,
+        Form(
+            alias="keywords[]",
+            max_length=MAX_KEYWORDS,
+            description=f"Words or phrases to favour (names, terms): at most {MAX_KEYWORDS}, "
+            f"each at most {MAX_KEYWORD_CHARS} characters.",
+        ),
+    ] = None,
+    languages: Annotated[
+        list[Spoken] | None,
+        Form(
+            alias="languages[]",
+            description="The languages to expect (zh, en, yue, ja, ko): detection chooses "
+            "among these only. language, when given, still forces one.",
+        ),
+    ] = None,
     stream: Annotated[bool, Form(description="Server-sent events as segments decode.")] = False,
     max_line_chars: Annotated[
         int, Form(ge=10, le=200, description="srt/vtt: longest subtitle line.")
@@ -156,6 +182,8 @@ async def create_transcription(
     options = DecodeOptions(
         language=language or "auto", use_itn=use_itn, word_timestamps=words,
         logprobs="logprobs" in (include or []),
+        keywords=checked_keywords(keywords or [], "keywords[]"),
+        languages=checked_languages(languages or [], "languages[]"),
     )  # fmt: skip
     data = spooled_upload(file, transcriber.limits)
     if stream:

@@ -19,8 +19,9 @@ import binascii
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,11 @@ from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, Transcriber
 from sensevoice_server.api.openai import served_names
 from sensevoice_server.api.realtime_deltas import Deltas
 from sensevoice_server.api.websocket_io import ClientGone, send_text
-from sensevoice_server.errors import PolicyViolation, ServiceError, StreamError
+from sensevoice_server.errors import BadRequest, PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
 from sensevoice_server.live.protocol import Final
-from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.options import LANGUAGES, DecodeOptions, checked_keywords, checked_languages
 from sensevoice_server.pcm import g711_samples, wav_bytes
 from sensevoice_server.settings import Settings
 from sensevoice_server.transcriber import Transcriber
@@ -62,6 +63,13 @@ class SessionConfig:
     format: str = "audio/pcm"
     language: str = "auto"
     turn_detection: dict[str, Any] | None = field(default_factory=lambda: dict(SERVER_VAD))
+    keywords: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+    def options(self) -> DecodeOptions:
+        return DecodeOptions(
+            language=self.language, keywords=self.keywords, languages=self.languages
+        )
 
     def as_session(self, session_id: str) -> dict[str, Any]:
         audio_format: dict[str, Any] = {"type": self.format}
@@ -70,9 +78,16 @@ class SessionConfig:
         return {"type": "transcription", "id": session_id,
                 "object": "realtime.transcription_session",
                 "audio": {"input": {"format": audio_format,
-                                    "transcription": {"model": self.model,
-                                                      "language": self.language},
+                                    "transcription": self.transcription(),
                                     "turn_detection": self.turn_detection}}}  # fmt: skip
+
+    def transcription(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"model": self.model, "language": self.language}
+        if self.keywords:
+            shown["keywords"] = list(self.keywords)
+        if self.languages:
+            shown["languages"] = list(self.languages)
+        return shown
 
     def updated(self, session: Any, served: list[str]) -> SessionConfig:
         """This config with a `session.update`'s changes; a wrong value raises BadEvent."""
@@ -80,7 +95,7 @@ class SessionConfig:
             raise BadEvent("session.type must be 'transcription' on this endpoint.",
                            "invalid_value", "session.type")  # fmt: skip
         given = (session.get("audio") or {}).get("input") or {}
-        new = SessionConfig(self.model, self.format, self.language, self.turn_detection)
+        new = replace(self)
         if "format" in given:
             audio_format = given["format"] or {}
             new.format = audio_format.get("type", "audio/pcm")
@@ -101,6 +116,9 @@ class SessionConfig:
                                "invalid_value",
                                "session.audio.input.transcription.language")  # fmt: skip
             new.language = transcription["language"]
+        for name, check in (("keywords", checked_keywords), ("languages", checked_languages)):
+            if name in transcription:
+                setattr(new, name, listed_values(transcription[name], name, check))
         if "turn_detection" in given:
             detection = given["turn_detection"]
             if detection is not None and detection.get("type", "server_vad") != "server_vad":
@@ -108,6 +126,21 @@ class SessionConfig:
                                "session.audio.input.turn_detection")  # fmt: skip
             new.turn_detection = None if detection is None else {**SERVER_VAD, **detection}
         return new
+
+
+def listed_values(
+    value: Any, name: str, check: Callable[[list[str], str], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """`keywords` or `languages` of a session.update, checked as the HTTP API checks them."""
+    param = f"session.audio.input.transcription.{name}"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadEvent(f"{name} must be a list of strings.", "invalid_value", param)
+    try:
+        return check(value, param)
+    except BadRequest as error:
+        raise BadEvent(error.message, "invalid_value", param) from None
 
 
 @router.websocket("/v1/realtime")
@@ -231,12 +264,12 @@ class Connection:
 
     async def update(self, session: Any) -> None:
         config = self.config.updated(session, served_names(self.settings))
-        if self.stream is not None and (config.format, config.turn_detection is None) != (
-            self.config.format,
-            self.config.turn_detection is None,
+        if self.stream is not None and fixed_while_streaming(config) != fixed_while_streaming(
+            self.config
         ):
-            raise BadEvent("The audio format and turn detection cannot change once audio has "
-                           "been sent.", "invalid_value", "session.audio.input")  # fmt: skip
+            raise BadEvent("The audio format, turn detection, keywords and languages cannot "
+                           "change once audio has been sent.", "invalid_value",
+                           "session.audio.input")  # fmt: skip
         self.config, self.configured = config, True
         await self.send(events.event("session.updated",
                                      session=config.as_session(self.session_id)))  # fmt: skip
@@ -257,7 +290,7 @@ class Connection:
             self.manual.append(self.resampler(samples))
             return
         if self.stream is None:
-            options = DecodeOptions(language=self.config.language)
+            options = self.config.options()
             try:
                 self.stream = await stack.enter_async_context(
                     self.sessions.open(options, sample_rate=rate)
@@ -281,7 +314,7 @@ class Connection:
         for event in events.committed(item, self.previous_item):
             await self.send(event)
         self.previous_item = item
-        options = DecodeOptions(language=self.config.language)
+        options = self.config.options()
         try:
             result = await self.transcriber.transcribe(wav_bytes(samples), options)
         except ServiceError as error:
@@ -369,3 +402,8 @@ def decode_audio(audio: Any, audio_format: str) -> np.ndarray:
         raise BadEvent("audio/pcm audio must hold whole 16-bit samples.", "invalid_audio",
                        "audio")  # fmt: skip
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def fixed_while_streaming(config: SessionConfig) -> tuple[object, ...]:
+    """What a server-VAD stream was opened with (its options cannot change under it)."""
+    return (config.format, config.turn_detection is None, config.keywords, config.languages)

@@ -32,7 +32,7 @@ from sensevoice_server.live.protocol import (
     StreamConfig,
     pcm_samples,
 )
-from sensevoice_server.options import DecodeOptions
+from sensevoice_server.options import DecodeOptions, checked_keywords, checked_languages
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -54,8 +54,12 @@ async def transcribe_stream(
         async with asyncio.timeout(settings.live_max_session_s):
             deadline = min(settings.live_idle_timeout_s, CONFIG_DEADLINE_S)
             config = await receive_config(websocket, deadline)
-            options = DecodeOptions(language=config.language, use_itn=config.use_itn,
-                                    word_timestamps=config.word_timestamps)  # fmt: skip
+            options = DecodeOptions(
+                language=config.language, use_itn=config.use_itn,
+                word_timestamps=config.word_timestamps,
+                keywords=checked_keywords(config.keywords),
+                languages=checked_languages(config.languages),
+            )  # fmt: skip
             # the place is taken only now, so silent connections hold none (and during a
             # drain, opening is what answers "going away")
             async with sessions.open(

@@ -36,7 +36,14 @@ from sensevoice_server.cli.files import (
     write_output,
 )
 from sensevoice_server.cli.stream import add_server_arguments
-from sensevoice_server.options import LANGUAGES, DecodeOptions
+from sensevoice_server.errors import BadRequest
+from sensevoice_server.options import (
+    LANGUAGES,
+    DecodeOptions,
+    checked_keywords,
+    checked_languages,
+    listed,
+)
 from sensevoice_server.subtitles import CueLimits
 
 # what an in-process run takes from the app's flags (settings.py)
@@ -75,6 +82,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     batch.add_argument(
         "--words", action="store_true", help="word times in verbose_json (srt/vtt: always)"
     )
+    batch.add_argument(
+        "--keywords",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="names or terms to favour, comma-separated (repeatable)",
+    )
+    batch.add_argument(
+        "--keywords-file", type=Path, metavar="FILE", help="more keywords, one per line (UTF-8)"
+    )
+    batch.add_argument(
+        "--languages",
+        default="",
+        metavar="LIST",
+        help="with --language auto: detect only among these, e.g. zh,en",
+    )
     batch.add_argument("--num-speakers", type=int, help="with --speakers: how many")
     batch.add_argument("--max-line-chars", type=int, default=42, help="subtitle line (42)")
     batch.add_argument("--max-cue-s", type=float, default=7.0, help="subtitle cue, s (7)")
@@ -100,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         jobs = plan(sources, args.paths, args.out, formats.FORMATS[args.format].suffix)
     except OutputCollision as collision:
         print(f"error: {collision}", file=sys.stderr)
+        return 2
+    try:
+        args.keyword_list, args.language_list = biasing_of(args)
+    except (OSError, UnicodeDecodeError, BadRequest) as error:
+        print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
         return 2
     remote = args.url is not None
     outcomes, elapsed = asyncio.run(run_all(jobs, args, remote))
@@ -204,10 +232,20 @@ async def local_transcriber(
     return transcribe, close
 
 
+def biasing_of(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The keywords (flags, then the file) and languages, checked as the API checks them."""
+    given = [part for value in args.keywords for part in listed(value)]
+    if args.keywords_file is not None:
+        given += args.keywords_file.read_text(encoding="utf-8").splitlines()
+    languages = checked_languages(listed(args.languages), "--languages")
+    return checked_keywords(given, "--keywords"), languages
+
+
 def options_of(args: argparse.Namespace) -> DecodeOptions:
     words = args.words or formats.FORMATS[args.format].word_times
     return DecodeOptions(args.language, not args.no_itn, word_timestamps=words,
-                         num_speakers=args.num_speakers)  # fmt: skip
+                         num_speakers=args.num_speakers, keywords=args.keyword_list,
+                         languages=args.language_list)  # fmt: skip
 
 
 def rendering_of(args: argparse.Namespace) -> formats.Rendering:

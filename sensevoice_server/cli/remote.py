@@ -66,6 +66,10 @@ def form_of(args: argparse.Namespace) -> dict[str, Any]:
                             "max_line_chars": str(args.max_line_chars),
                             "max_cue_s": str(args.max_cue_s),
                             "subtitle_tags": str(not args.no_tags).lower()}  # fmt: skip
+    if args.keyword_list:
+        form["keywords[]"] = list(args.keyword_list)
+    if args.language_list:
+        form["languages[]"] = list(args.language_list)
     if args.words:  # the in-process run's verbose_json has words with --words; so does this
         form["timestamp_granularities[]"] = ["word", "segment"]
     return form

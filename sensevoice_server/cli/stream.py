@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -56,6 +56,7 @@ async def stream_samples(
     api_key: str | None = None,
     session_id: str | None = None,
     on_message: OnMessage | None = None,
+    keywords: Sequence[str] = (),
 ) -> list[Message]:
     """Stream 16 kHz mono float32 samples; return every message the server sent, `done` last.
 
@@ -64,7 +65,8 @@ async def stream_samples(
     pcm = pcm16_bytes(samples)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     config = StreamConfig(language=language, use_itn=use_itn, sample_rate=SAMPLE_RATE,
-                          format="pcm_s16le", session_id=session_id)  # fmt: skip
+                          format="pcm_s16le", session_id=session_id,
+                          keywords=list(keywords))  # fmt: skip
     url = websocket_url(url)
     if session_id and "session_id=" not in url:  # where nginx looks to route a reconnect
         url += ("&" if "?" in url else "?") + urlencode({"session_id": session_id})

@@ -28,6 +28,7 @@ class EngineSettings:
     batch_wait_ms: float
     max_single_segment_ms: int
     merge_length_s: int
+    keyword_boost: float
     speakers: bool
     speaker_model: str
     max_pending: int  # jobs submitted and not answered; one more is told Busy
@@ -49,6 +50,7 @@ class EngineSettings:
             batch_wait_ms=settings.batch_wait_ms,
             max_single_segment_ms=settings.max_single_segment_ms,
             merge_length_s=settings.merge_length_s,
+            keyword_boost=settings.keyword_boost,
             speakers=settings.speakers,
             speaker_model=settings.speaker_model,
             max_pending=max_pending if max_pending is not None else settings.queue_size,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,26 @@ class Vocabulary:
         if self._processor is not None:
             return str(self._processor.decode_ids(ids))  # type: ignore[attr-defined]
         return "".join(self.pieces[i] for i in ids).replace("\u2581", " ").strip()
+
+    @cached_property
+    def ids(self) -> dict[str, int]:
+        return {piece: index for index, piece in enumerate(self.pieces) if piece}
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids for `text` (keywords): SentencePiece's own segmentation, else the
+        longest piece at each point of the text with "\u2581" for each space (a tokens.txt
+        carries no segmentation model); ids 0 (<unk>) where nothing matches."""
+        if self._processor is not None:
+            return list(self._processor.encode(text))  # type: ignore[attr-defined]
+        known = self.ids
+        written = "\u2581" + "\u2581".join(text.split())
+        ids, start = [], 0
+        while start < len(written):
+            end = next((end for end in range(len(written), start, -1)
+                        if written[start:end] in known), start + 1)  # fmt: skip
+            ids.append(known.get(written[start:end], 0))
+            start = end
+        return ids
 
     def tokens_txt(self) -> str:
         """sherpa-onnx's tokens.txt for this vocabulary."""

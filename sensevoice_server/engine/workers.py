@@ -102,7 +102,7 @@ class Workers:
         if not self.backend.batch_independent:
             self.batcher.max_items = 1  # its results would depend on the batch
         self.load_count += 1
-        self.decoder = Decoder(self.backend)
+        self.decoder = Decoder(self.backend, self._settings.keyword_boost)
         self.decoder.decode_now(WARM_UP)  # the first call pays one-time costs, not a user
         self.loaded["vad"].wait()
         self.fingerprint = fingerprint(self._identity())

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from sensevoice_server.errors import UnsupportedData
-from sensevoice_server.options import Language
+from sensevoice_server.options import MAX_KEYWORDS, Keyword, Language, Spoken
 
 SAMPLE_RATES = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
 SampleFormat = Literal["pcm_s16le", "f32le"]
@@ -49,6 +49,13 @@ class StreamConfig(BaseModel):
     language: Language = "auto"
     use_itn: bool = True
     word_timestamps: bool = Field(False, description="Finals carry timed words.")
+    keywords: list[Keyword] = Field(
+        default_factory=list, max_length=MAX_KEYWORDS,
+        description="Words or phrases to favour (names, terms): decoded with a beam search.",
+    )  # fmt: skip
+    languages: list[Spoken] = Field(
+        default_factory=list, description="With language auto: detect only among these."
+    )
     sample_rate: int = Field(gt=0, description=f"One of {', '.join(map(str, SAMPLE_RATES))}.")
     format: SampleFormat
     session_id: SessionId | None = Field(

@@ -13,12 +13,18 @@ import gradio as gr
 
 from sensevoice_server.audio import check_size
 from sensevoice_server.errors import BadRequest, ServiceError
-from sensevoice_server.options import DecodeOptions
 from sensevoice_server.several_files import transcribe_many
 from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import write_zip
 from sensevoice_server.ui.refusals import refused
-from sensevoice_server.ui.transcribe import NO_SPEECH, itn_checkbox, language_dropdown
+from sensevoice_server.ui.transcribe import (
+    NO_SPEECH,
+    itn_checkbox,
+    keywords_box,
+    language_dropdown,
+    languages_box,
+    options_of,
+)
 from sensevoice_server.ui.video import MEDIA_TYPES
 
 RESULT_COLUMNS = ["file", "status", "language", "seconds", "transcript"]
@@ -36,6 +42,8 @@ def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
         files: list[dict[str, Any]] | None,
         language: str,
         use_itn: bool,
+        keywords: str | None,
+        expected: list[str] | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
     ) -> tuple[dict[str, Any], Any, None]:
         # The event skips Gradio's preprocessing: gr.File's (gradio/components/file.py,
@@ -43,12 +51,18 @@ def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
         # the upload folder for every file. The other inputs get Gradio's own checks here.
         language = str(languages.preprocess(language))
         use_itn = bool(itn.preprocess(use_itn))
+        keywords = keyword_field.preprocess(keywords)
+        expected = [str(code) for code in expected_field.preprocess(list(expected or []))]
         paths = [str(file["path"]) for file in files or []]
         if not paths:
             raise refused(BadRequest("Choose some audio or video files first."), EVENT)
         if len(paths) > limit:
             many = f"A batch may hold at most {limit} files; this one has {len(paths)}."
             raise refused(BadRequest(many), EVENT)  # the wording of POST /api/batch
+        try:
+            options = options_of(language, use_itn, keywords, expected)
+        except ServiceError as error:
+            raise refused(error, EVENT) from error
         uploads = [read(path, transcriber) for path in paths]
         done = [0]
         progress((0, len(paths)), desc="Transcribing", unit="files")
@@ -57,7 +71,6 @@ def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
             done[0] += 1
             progress((done[0], len(paths)), desc="Transcribing", unit="files")
 
-        options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
         outcomes = await transcribe_many(transcriber, uploads, options, on_done=one_done)
         names = [Path(path).name for path in paths]
         pairs = list(zip(names, outcomes, strict=True))
@@ -73,12 +86,16 @@ def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
     with gr.Row():
         languages = language_dropdown()
         itn = itn_checkbox()
+    with gr.Accordion("Keywords and languages", open=False):
+        keyword_field = keywords_box()
+        expected_field = languages_box()
     button = gr.Button("Transcribe all", variant="primary", elem_id="batch-transcribe")
     results = gr.Dataframe(headers=RESULT_COLUMNS, label="Results", wrap=True,
                            column_widths=RESULT_WIDTHS, elem_id="batch-results")  # fmt: skip
     archive = gr.DownloadButton("Download all (ZIP: TXT, SRT, VTT, JSON)", visible=False,
                                 elem_id="batch-download")  # fmt: skip
-    button.click(transcribe_all, [files, languages, itn], [results, archive, files],
+    button.click(transcribe_all, [files, languages, itn, keyword_field, expected_field],
+                 [results, archive, files],
                  preprocess=False, api_visibility="private")  # fmt: skip
     return files
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sensevoice_server.testing.servers import AppProcess, run_app
+from sensevoice_server.testing.trained_model import write_trained
 from tests.support.keys import KEYS
 
 
@@ -36,4 +37,21 @@ def keyed_app(model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     env = {**model_env, "SENSEVOICE_API_KEYS": ",".join(KEYS), "SENSEVOICE_QUEUE_SIZE": "1",
            "SENSEVOICE_MAX_DURATION_S": "7200"}  # fmt: skip
     with run_app(env, tmp_path_factory.mktemp("keyed")) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed trained test model, written out in funasr's layout."""
+    return write_trained(tmp_path_factory.mktemp("trained") / "model")
+
+
+@pytest.fixture(scope="session")
+def trained_app(
+    trained_dir: Path, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppProcess]:
+    """The real app on the trained test model (torch: no export to wait for), whose words
+    can be checked: the trained-model and keyword tests share it."""
+    env = {**model_env, "SENSEVOICE_MODEL": str(trained_dir), "SENSEVOICE_BACKEND": "torch"}
+    with run_app(env, tmp_path_factory.mktemp("trained-app")) as app:
         yield app

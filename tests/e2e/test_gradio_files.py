@@ -33,12 +33,16 @@ def upload(url: str, path: Path) -> str:
 
 
 def call(url: str, path: str) -> httpx.Response:
-    body = {"data": [file_data(path), "auto", True]}
+    body = {"data": [file_data(path), "auto", True, "", []]}
     return httpx.post(f"{url}/gradio_api/call/transcribe", json=body, timeout=30)
 
 
 def join_queue(url: str, path: str) -> httpx.Response:
-    body = {"data": [file_data(path), "auto", True], "fn_index": 0, "session_hash": "abc123"}
+    body = {
+        "data": [file_data(path), "auto", True, "", []],
+        "fn_index": 0,
+        "session_hash": "abc123",
+    }
     return httpx.post(f"{url}/gradio_api/queue/join", json=body, timeout=30)
 
 

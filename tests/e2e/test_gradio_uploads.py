@@ -159,7 +159,7 @@ def test_the_several_files_tab_removes_its_files_once_read_and_leaves_no_tempora
     with httpx.Client(base_url=f"{process.url}/gradio_api", timeout=120) as client:
         paths = [client.post("/upload", files={"files": (name, (SAMPLES / name).read_bytes())}
                              ).json()[0] for name in ("ja.wav", "ko.wav")]  # fmt: skip
-        done = join(client, event, [[file_data(p) for p in paths], "auto", True], "several")
+        done = join(client, event, [[file_data(p) for p in paths], "auto", True, "", []], "several")
     assert done["success"], done
     rows = done["output"]["data"][0]["data"]
     assert [row[:2] for row in rows] == [["ja.wav", "done"], ["ko.wav", "done"]]

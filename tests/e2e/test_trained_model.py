@@ -17,7 +17,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,8 +28,8 @@ from sensevoice_server.cli.stream import stream_samples
 from sensevoice_server.testing import corpus
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.reference import reference_model, reference_text
-from sensevoice_server.testing.servers import AppProcess, run_app
-from sensevoice_server.testing.trained_model import card, error_rate, unseen, write_trained
+from sensevoice_server.testing.servers import AppProcess
+from sensevoice_server.testing.trained_model import card, error_rate, unseen
 from tests.support.samples import ROOT
 
 MAX_ERROR_RATE = 25.0  # percent, per language, over the clips of one test
@@ -40,24 +39,10 @@ Heard = tuple[str, str]  # language code, text
 
 
 @pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_trained(tmp_path_factory.mktemp("trained") / "model")
-
-
-@pytest.fixture(scope="module")
 def clips() -> list[tuple[corpus.Utterance, np.ndarray]]:
     """Eight unseen clips, English and Mandarin in turn."""
     utterances = unseen(8, 2026)
     return list(zip(utterances, corpus.speak_all(utterances), strict=True))
-
-
-@pytest.fixture(scope="module")
-def trained_app(
-    trained_dir: Path, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppProcess]:
-    env = {**model_env, "SENSEVOICE_MODEL": str(trained_dir), "SENSEVOICE_BACKEND": "torch"}
-    with run_app(env, tmp_path_factory.mktemp("trained-app")) as app:
-        yield app
 
 
 def assert_heard(clips: list[tuple[corpus.Utterance, np.ndarray]], heard: list[Heard]) -> None:

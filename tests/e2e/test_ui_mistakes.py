@@ -75,7 +75,7 @@ def test_no_audio_says_what_to_do_and_logs_one_line(app_server: AppProcess) -> N
 def test_the_several_files_tab_without_files_says_so(app_server: AppProcess) -> None:
     with Page(app_server.url) as page:
         before = len(app_server.log())
-        done = page.event("click", "batch-transcribe", [None, "auto", True])
+        done = page.event("click", "batch-transcribe", [None, "auto", True, "", []])
         log = app_server.log()[before:]
     assert not done["success"]
     assert done["output"]["error"] == "Choose some audio or video files first."

@@ -73,7 +73,7 @@ def test_a_video_in_the_transcribe_tab_is_transcribed_as_the_api_transcribes_it(
         sound, cleared = handed["output"]["data"]
         assert cleared is None  # the video input empties: the Audio component holds it now
         assert Path(sound["path"]).stem == "talk"  # the downloads are named after it
-        done = page.event("click", "transcribe", [sound, "auto", True])
+        done = page.event("click", "transcribe", [sound, "auto", True, "", []])
     assert done["success"], done
     text = done["output"]["data"][0]
     assert text and text == api_text(app_server, video)
@@ -84,7 +84,7 @@ def test_the_several_files_tab_transcribes_a_video_too(
 ) -> None:
     with Page(app_server.url) as page:
         files = [page.upload(videos["mkv"])]
-        done = page.event("click", "batch-transcribe", [files, "auto", True])
+        done = page.event("click", "batch-transcribe", [files, "auto", True, "", []])
     assert done["success"], done
     (row,) = done["output"]["data"][0]["data"]
     assert row[0] == "talk.mkv" and row[1] in ("done", "from cache")
