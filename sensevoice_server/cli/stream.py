@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from sensevoice_server.audio import AudioLimits, decode
 from sensevoice_server.live.protocol import End, StreamConfig, pcm16_bytes
-from sensevoice_server.options import LANGUAGES
+from sensevoice_server.options import LANGUAGES, Spoken
 from sensevoice_server.pcm import SAMPLE_RATE
 
 DEFAULT_URL = "http://127.0.0.1:7860"
@@ -57,6 +57,7 @@ async def stream_samples(
     session_id: str | None = None,
     on_message: OnMessage | None = None,
     keywords: Sequence[str] = (),
+    languages: Sequence[Spoken] = (),
 ) -> list[Message]:
     """Stream 16 kHz mono float32 samples; return every message the server sent, `done` last.
 
@@ -66,7 +67,7 @@ async def stream_samples(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     config = StreamConfig(language=language, use_itn=use_itn, sample_rate=SAMPLE_RATE,
                           format="pcm_s16le", session_id=session_id,
-                          keywords=list(keywords))  # fmt: skip
+                          keywords=list(keywords), languages=list(languages))  # fmt: skip
     url = websocket_url(url)
     if session_id and "session_id=" not in url:  # where nginx looks to route a reconnect
         url += ("&" if "?" in url else "?") + urlencode({"session_id": session_id})

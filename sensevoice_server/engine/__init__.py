@@ -13,8 +13,10 @@ ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's o
   model and merge), then `speakers.py` (CAM++ labels, when on), with `auxiliary.py` loading
   those helper models;
 - `decoder.py`: what the model thread does with a batch: `features.py` (fbank + LFR + CMVN,
-  for every backend), the backend's logits, `tokens.py` (greedy CTC decoding), and
-  `alignment.py` (word times, when asked);
+  for every backend), the backend's logits, `tokens.py` (greedy CTC decoding) or, when a
+  request gives keywords, `beam_search.py` with `keyword_graph.py` (the boost), and
+  `alignment.py` (word times, when asked); `language_set.py` decodes again a segment whose
+  detected language a request's `languages` leaves out;
 - `backends/`: torch (funasr's modules) and onnx (onnxruntime), logits only;
 - `loading.py`: which backend and precision a process runs; `export.py`: the ONNX export;
 - `fingerprint.py`: what identifies a model, for the cache keys and the exports.

@@ -109,6 +109,10 @@ class Decoder:
             graph = self._graphs[keywords] = KeywordGraph.build(
                 keywords, self.backend.vocabulary, self.keyword_boost
             )
+            if graph.keywords < len(keywords):  # said once per list, not per segment
+                left_out = len(keywords) - graph.keywords
+                log.info("%d of %d keywords cannot be spelled with this model's vocabulary "
+                         "and are left out", left_out, len(keywords))  # fmt: skip
         return graph
 
     def decode_now(self, audio: np.ndarray) -> DecodedSegment:

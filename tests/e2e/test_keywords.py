@@ -229,6 +229,33 @@ def test_languages_restrict_what_detection_may_choose(trained_app: AppProcess) -
     assert only_english[1][0] == "english", only_english
 
 
+def test_every_way_in_carries_the_expected_languages(
+    trained_app: AppProcess, tmp_path: Path
+) -> None:
+    """The Mandarin clip under ["en"], through the other front ends: each reports English."""
+    utterance = keyword_clips.without_names(2)[1]
+    assert utterance.language == "zh"
+    audio = corpus.speak_all([utterance])[0]
+    path = tmp_path / "clip.wav"
+    path.write_bytes(wav_bytes(audio))
+    answer = httpx.post(f"{trained_app.url}/api/transcribe", data={"languages": ["en"]},
+                        files={"file": ("clip.wav", path.read_bytes())}, timeout=60)  # fmt: skip
+    assert answer.json()["language"] == "en", answer.text
+    client = Client(trained_app.url, verbose=False)
+    _, table = client.predict(handle_file(str(path)), "auto", True, "", ["en"],
+                              api_name="/transcribe")  # fmt: skip
+    assert {row[2] for row in table["data"]} == {"en"}, table
+    messages = asyncio.run(stream_samples(trained_app.url, audio, speed=4.0, languages=["en"]))
+    assert {m["language"] for m in messages if m["type"] == "final"} == {"en"}, messages
+    done = subprocess.run(
+        [sys.executable, "-m", "sensevoice_server.cli", "batch", str(path), "--url",
+         trained_app.url, "--format", "verbose_json", "--languages", "en"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "clip.verbose.json").read_text())["language"] == "english"
+
+
 def test_bad_keyword_and_language_lists_get_a_400_that_says_why(
     trained_app: AppProcess, recovered: list[Clip]
 ) -> None:
