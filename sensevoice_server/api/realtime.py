@@ -5,10 +5,12 @@ frameworks) speak this protocol; it is mapped onto the same live core as `/ws/tr
 (live/stream.py): with `server_vad` turn detection the audio goes through a `LiveStream`, so
 the online VAD, utterance cutting, finals-first decoding, session limits, idle and pace rules
 and the drain on SIGTERM are the ones every live protocol has; with `turn_detection: null`
-the client commits the buffer itself and each commit is transcribed as an upload.
+the client commits the buffer itself and each commit is transcribed as an upload. Under
+server VAD the stream is cut with the session's `threshold`, `silence_duration_ms` and
+`prefix_padding_ms` (the server's live settings unless the session sets them), and a commit
+closes the utterance spoken so far.
 
-What this version leaves out (see the README): logprobs, speaker segments, and a commit
-while server VAD is on.
+What this version leaves out (see the README): logprobs and speaker segments.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sensevoice_server.errors import BadRequest, PolicyViolation, ServiceError, 
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
 from sensevoice_server.live.protocol import Final
+from sensevoice_server.live.session import TurnDetection
 from sensevoice_server.options import LANGUAGES, DecodeOptions, checked_keywords, checked_languages
 from sensevoice_server.pcm import g711_samples, wav_bytes
 from sensevoice_server.settings import Settings
@@ -45,8 +48,48 @@ from sensevoice_server.transcriber import Transcriber
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
-SERVER_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-              "silence_duration_ms": 500}  # fmt: skip
+MAX_PREFIX_PADDING_MS = 500  # the live cutter keeps half a second of audio while silent
+
+
+def server_vad(turns: TurnDetection) -> dict[str, Any]:
+    """OpenAI's server_vad turn detection with the values a stream will be cut with."""
+    return {
+        "type": "server_vad",
+        "threshold": turns.threshold,
+        "prefix_padding_ms": turns.padding_ms,
+        "silence_duration_ms": turns.silence_ms,
+    }
+
+
+def turns_of(detection: dict[str, Any]) -> TurnDetection:
+    """The cutter's settings from a server_vad object (checked by `checked_detection`)."""
+    return TurnDetection(float(detection["threshold"]), int(detection["silence_duration_ms"]),
+                         int(detection["prefix_padding_ms"]))  # fmt: skip
+
+
+def checked_detection(detection: Any, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """A session.update's turn_detection over the session's, or BadEvent saying what is
+    wrong: server_vad or null; threshold 0.16-0.99 (silero ends speech 0.15 below it);
+    silence_duration_ms 100-10000; prefix_padding_ms 0-500 (what the cutter keeps before
+    speech)."""
+    param = "session.audio.input.turn_detection"
+    if detection is None:
+        return None
+    if not isinstance(detection, dict) or detection.get("type", "server_vad") != "server_vad":
+        raise BadEvent("turn_detection must be server_vad or null.", "invalid_value", param)
+    merged = {**defaults, **{k: v for k, v in detection.items() if v is not None}}
+    bounds = {"threshold": (0.16, 0.99), "silence_duration_ms": (100, 10_000),
+              "prefix_padding_ms": (0, MAX_PREFIX_PADDING_MS)}  # fmt: skip
+    for name, (low, high) in bounds.items():
+        value = merged[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise BadEvent(f"turn_detection.{name} must be a number from {low} to {high}.",
+                           "invalid_value", f"{param}.{name}")  # fmt: skip
+    return merged
 
 
 class BadEvent(Exception):
@@ -60,9 +103,10 @@ class BadEvent(Exception):
 @dataclass
 class SessionConfig:
     model: str
+    defaults: dict[str, Any] = field(repr=False)  # the server's server_vad
+    turn_detection: dict[str, Any] | None  # server_vad, or None for manual commits
     format: str = "audio/pcm"
     language: str = "auto"
-    turn_detection: dict[str, Any] | None = field(default_factory=lambda: dict(SERVER_VAD))
     keywords: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
 
@@ -120,11 +164,7 @@ class SessionConfig:
             if name in transcription:
                 setattr(new, name, listed_values(transcription[name], name, check))
         if "turn_detection" in given:
-            detection = given["turn_detection"]
-            if detection is not None and detection.get("type", "server_vad") != "server_vad":
-                raise BadEvent("turn_detection must be server_vad or null.", "invalid_value",
-                               "session.audio.input.turn_detection")  # fmt: skip
-            new.turn_detection = None if detection is None else {**SERVER_VAD, **detection}
+            new.turn_detection = checked_detection(given["turn_detection"], self.defaults)
         return new
 
 
@@ -174,7 +214,8 @@ class Connection:
         self.websocket, self.settings = websocket, settings
         self.sessions, self.transcriber = sessions, transcriber
         self.session_id = events.new_id("sess")
-        self.config = SessionConfig(settings.served_model_name)
+        defaults = server_vad(sessions.default_turns())
+        self.config = SessionConfig(settings.served_model_name, defaults, defaults)
         self.configured = False
         self.previous_item: str | None = None
         self.stream: LiveStream | None = None
@@ -292,8 +333,9 @@ class Connection:
         if self.stream is None:
             options = self.config.options()
             try:
+                turns = turns_of(self.config.turn_detection)
                 self.stream = await stack.enter_async_context(
-                    self.sessions.open(options, sample_rate=rate)
+                    self.sessions.open(options, sample_rate=rate, turns=turns)
                 )
             except StreamError as refused:  # the session limit, or a drain: closed
                 raise Stop(refused) from None
@@ -301,8 +343,12 @@ class Connection:
 
     async def commit(self) -> None:
         if self.config.turn_detection is not None:
-            raise BadEvent("With server_vad turn detection the server commits each utterance "
-                           "itself.", "commit_with_server_vad")  # fmt: skip
+            # server VAD: the utterance spoken so far becomes an item now (its events come
+            # from the relay, as for a cut the VAD made), and listening goes on
+            if self.stream is None or not await self.stream.commit():
+                raise BadEvent("Nothing has been heard since the last item to commit.",
+                               "input_audio_buffer_commit_empty")  # fmt: skip
+            return
         if self.resampler is not None:
             self.manual.append(self.resampler.flush())
         samples = np.concatenate(self.manual) if self.manual else np.zeros(0, np.float32)
@@ -406,4 +452,4 @@ def decode_audio(audio: Any, audio_format: str) -> np.ndarray:
 
 def fixed_while_streaming(config: SessionConfig) -> tuple[object, ...]:
     """What a server-VAD stream was opened with (its options cannot change under it)."""
-    return (config.format, config.turn_detection is None, config.keywords, config.languages)
+    return (config.format, config.turn_detection, config.keywords, config.languages)

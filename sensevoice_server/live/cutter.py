@@ -13,7 +13,7 @@ import numpy as np
 from anyio import to_thread
 
 from sensevoice_server.live.audio import AudioBuffer, Resampler
-from sensevoice_server.live.vad import OnlineVad
+from sensevoice_server.live.vad import SPEECH_PAD_MS, OnlineVad
 from sensevoice_server.pcm import SAMPLE_RATE
 
 PREROLL = (
@@ -51,9 +51,10 @@ class UtteranceCutter:
         vad_threshold: float,
         end_silence_ms: int,
         max_utterance_s: float,
+        speech_pad_ms: int = SPEECH_PAD_MS,
     ) -> None:
         self._resample = Resampler(sample_rate) if sample_rate != SAMPLE_RATE else None
-        self._vad_settings = (vad_threshold, end_silence_ms)
+        self._vad_settings = (vad_threshold, end_silence_ms, speech_pad_ms)
         self._max_utterance = int(max_utterance_s * SAMPLE_RATE)
         self._vad: OnlineVad | None = None
         self._audio = AudioBuffer()
@@ -84,6 +85,15 @@ class UtteranceCutter:
             await self._take(self._resample.flush())
         if self.open is not None:
             self._close_at(self._audio.end)
+        return self._pop_closed()
+
+    def commit(self) -> list[Closed]:
+        """Close the open utterance here, on request (a client's commit), and go on: if the
+        speaker is still talking, what follows is the next utterance, as when one is cut at
+        its maximum length. Nothing open: nothing to close."""
+        if self.open is not None:
+            self._close_at(self._audio.end)
+            self._open_at(self._audio.end)
         return self._pop_closed()
 
     def release(self) -> None:

@@ -23,7 +23,13 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from sensevoice_server.errors import GoingAway, PolicyViolation, TryAgainLater
 from sensevoice_server.live.rules import StreamRules
-from sensevoice_server.live.session import FinalDecoder, LiveSession, LiveSettings, StreamLoad
+from sensevoice_server.live.session import (
+    FinalDecoder,
+    LiveSession,
+    LiveSettings,
+    StreamLoad,
+    TurnDetection,
+)
 from sensevoice_server.live.stream import LiveStream
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -93,6 +99,11 @@ class LiveSessions:
             )  # fmt: skip
             gauge.set_function(lambda: self.count)
 
+    def default_turns(self) -> TurnDetection:
+        """How streams are cut unless a stream says otherwise (the server's settings)."""
+        live = self._live
+        return TurnDetection(live.vad_threshold, live.end_silence_ms, live.speech_pad_ms)
+
     @property
     def count(self) -> int:
         return self._slots
@@ -116,16 +127,23 @@ class LiveSessions:
 
     @asynccontextmanager
     async def open(
-        self, options: DecodeOptions, *, sample_rate: int, session_id: str | None = None
+        self,
+        options: DecodeOptions,
+        *,
+        sample_rate: int,
+        session_id: str | None = None,
+        turns: TurnDetection | None = None,
     ) -> AsyncIterator[LiveStream]:
         """A running stream in a place of its own; on exit the stream is closed and the place
-        released, whatever happened."""
+        released, whatever happened. `turns` overrides the server's utterance cutting for
+        this stream."""
         slot = self.reserve()
         stream: LiveStream | None = None
         try:
             first_segment = slot.claim(session_id)
+            live = turns.applied(self._live) if turns else self._live
             session = LiveSession(
-                self._decoder, options, self._live, self.load,
+                self._decoder, options, live, self.load,
                 sample_rate=sample_rate, first_segment=first_segment,
             )  # fmt: skip
             assert slot.session_id is not None

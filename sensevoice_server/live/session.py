@@ -29,6 +29,7 @@ from sensevoice_server.errors import (
 )
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
 from sensevoice_server.live.protocol import Final, Partial, TimedWord
+from sensevoice_server.live.vad import SPEECH_PAD_MS
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.pcm import SAMPLE_RATE
 from sensevoice_server.transcript import Segment, Transcript
@@ -82,6 +83,21 @@ class LiveSettings:
     end_silence_ms: int
     max_utterance_s: float
     partial_interval_s: float
+    speech_pad_ms: int = SPEECH_PAD_MS  # audio kept before a start (and after an end)
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """How one stream's utterances are cut, where its protocol lets a client say (OpenAI's
+    server_vad `threshold`, `silence_duration_ms`, `prefix_padding_ms`)."""
+
+    threshold: float
+    silence_ms: int
+    padding_ms: int
+
+    def applied(self, settings: LiveSettings) -> LiveSettings:
+        return replace(settings, vad_threshold=self.threshold, end_silence_ms=self.silence_ms,
+                       speech_pad_ms=self.padding_ms)  # fmt: skip
 
 
 class LiveSession:
@@ -106,7 +122,7 @@ class LiveSession:
         self._cutter = UtteranceCutter(
             sample_rate=sample_rate, first_segment=first_segment,
             vad_threshold=settings.vad_threshold, end_silence_ms=settings.end_silence_ms,
-            max_utterance_s=settings.max_utterance_s,
+            max_utterance_s=settings.max_utterance_s, speech_pad_ms=settings.speech_pad_ms,
         )  # fmt: skip
         self._closed: asyncio.Queue[Closed | None] = asyncio.Queue()
         self._pending = 0  # samples closed and still waiting for their final
@@ -142,6 +158,18 @@ class LiveSession:
                 self._last_partial = (asyncio.get_running_loop().time(), self._cutter.open.start)
             self._maybe_partial()
         await self._wait_for_capacity()
+
+    async def commit(self) -> bool:
+        """Close the open utterance now (its final follows as any other's); False when no
+        utterance is open (nothing heard since the last one closed)."""
+        async with self._lock:
+            if self._finished:
+                raise RuntimeError("commit() after finish() or aclose()")
+            closed = self._cutter.commit()
+            self._queue_finals(closed)
+            if self._cutter.open is not None:
+                self._last_partial = (asyncio.get_running_loop().time(), self._cutter.open.start)
+        return bool(closed)
 
     async def finish(self) -> None:
         """End of audio: close the open utterance, wait for every final, then put None.

@@ -110,6 +110,18 @@ class LiveStream:
         """Seconds from now until the stream is idle (<= 0: idle now)."""
         return self._activity.time_left()
 
+    async def commit(self) -> bool:
+        """Close the open utterance at what was sent so far (the gathered rest goes in
+        first); False when none is open. The stream goes on."""
+        async with self._lock:
+            if self._ending is not None or self._finished:
+                raise Stop(self._ending or StreamError("The stream has ended."))
+            rest = self._gather.flush()
+            with self._activity.server_busy():
+                if rest is not None:
+                    await self.session.feed(rest)
+                return await self.session.commit()
+
     async def finish(self) -> None:
         """End of audio: the gathered rest goes in, then every final comes out (the session's
         events end with None). Safe to call again and from two tasks."""

@@ -32,7 +32,9 @@ class OnlineVad:
     Costs about 10-30 ms of one core per second of audio.
     """
 
-    def __init__(self, threshold: float, end_silence_ms: int) -> None:
+    def __init__(
+        self, threshold: float, end_silence_ms: int, speech_pad_ms: int = SPEECH_PAD_MS
+    ) -> None:
         from silero_vad import VADIterator
 
         with _model_lock:
@@ -42,7 +44,7 @@ class OnlineVad:
             threshold=threshold,
             sampling_rate=SAMPLE_RATE,
             min_silence_duration_ms=end_silence_ms,
-            speech_pad_ms=SPEECH_PAD_MS,
+            speech_pad_ms=speech_pad_ms,
         )
         self._rest = np.zeros(0, dtype=np.float32)
 

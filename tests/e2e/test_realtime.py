@@ -296,3 +296,62 @@ async def test_a_manual_buffer_is_bounded_by_the_upload_duration_limit(
         got = await receive(connection, "input_audio_buffer.cleared")
     errors = [e["error"]["code"] for e in got if e["type"] == "error"]
     assert errors == ["input_audio_buffer_too_long"]
+
+
+async def test_server_vad_settings_cut_the_stream_and_default_to_the_servers(
+    app_server: AppProcess,
+) -> None:
+    """The session shows how the server cuts streams; a silence_duration_ms longer than the
+    pause between en.wav's two sentences makes them one item (two by default, above)."""
+    audio = np.concatenate([load("en.wav"), np.zeros(3 * 16000, np.float32)])
+    async with session(app_server) as connection:
+        created = await receive(connection, "session.created")
+        shown = created[0]["session"]["audio"]["input"]["turn_detection"]
+        assert shown["silence_duration_ms"] == 500 and shown["threshold"] == 0.5
+        longer = {"type": "server_vad", "silence_duration_ms": 2000}
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, longer))
+        got = await receive(connection, "session.updated")
+        assert got[-1]["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 2000
+        await append(connection, pcm16_bytes(resampled(audio, 24000)), 24000, 2, 4.0)
+        got = await receive(connection, "conversation.item.input_audio_transcription.completed")
+        shorter = {"type": "server_vad", "silence_duration_ms": 300}
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, shorter))
+        got += await receive(connection, "error")
+    assert [e["type"] for e in got].count("input_audio_buffer.committed") == 1
+    completed = items(got).popitem()[1]["completed"]
+    assert completed["usage"]["seconds"] > 4.5, completed  # both sentences (5.4 s) in one
+    assert got[-1]["error"]["code"] == "invalid_value"  # no change under a running stream
+
+
+async def test_a_commit_under_server_vad_closes_the_utterance_spoken_so_far(
+    app_server: AppProcess,
+) -> None:
+    """A client that knows the turn is over (push-to-talk released) commits without waiting
+    for the silence: the words so far become an item, and listening goes on."""
+    audio = load("en.wav")
+    cut = int(1.8 * 16000)
+    first, rest = audio[:cut], np.concatenate([audio[cut:], np.zeros(16000, np.float32)])
+    async with session(app_server) as connection:
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, {"type": "server_vad"}))
+        await receive(connection, "session.updated")
+        await append(connection, pcm16_bytes(resampled(first, 24000)), 24000, 2, 4.0)
+        await connection.send({"type": "input_audio_buffer.commit"})
+        early = await receive(connection, "conversation.item.input_audio_transcription.completed")
+        await connection.send({"type": "input_audio_buffer.commit"})  # nothing new yet
+        early += await receive(connection, "error")
+        await append(connection, pcm16_bytes(resampled(rest, 24000)), 24000, 2, 4.0)
+        late = await receive(connection, "conversation.item.input_audio_transcription.completed")
+    first_item = items(early).popitem()[1]["completed"]
+    assert first_item["transcript"] and first_item["usage"]["seconds"] <= 1.9, first_item
+    assert early[-1]["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert [e["type"] for e in late].count("input_audio_buffer.committed") >= 1
+
+
+async def test_turn_detection_values_out_of_range_are_refused(app_server: AppProcess) -> None:
+    async with session(app_server) as connection:
+        for wrong in ({"threshold": 2}, {"prefix_padding_ms": 900}, {"silence_duration_ms": "x"}):
+            await connection.send(update({"type": "audio/pcm", "rate": 24000},
+                                         {"type": "server_vad", **wrong}))  # fmt: skip
+        errors = [e for e in await receive(connection, "error", 3) if e["type"] == "error"]
+    assert [e["error"]["param"].rsplit(".", 1)[-1] for e in errors] == [
+        "threshold", "prefix_padding_ms", "silence_duration_ms"]  # fmt: skip
