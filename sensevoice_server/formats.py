@@ -217,7 +217,12 @@ def diarized_segment(index: int, segment: Segment) -> dict[str, Any]:
 def logprobs(transcript: Transcript) -> list[dict[str, Any]]:
     """OpenAI's `logprobs` items: each token with its log-probability and its UTF-8 bytes."""
     return [
-        {"token": item.token, "logprob": item.logprob, "bytes": list(item.token.encode())}
+        logprob_item(item.token, item.logprob)
         for segment in transcript.segments
         for item in segment.logprobs
     ]
+
+
+def logprob_item(token: str, logprob: float) -> dict[str, Any]:
+    """One of OpenAI's `logprobs` items (the transcription API's and the realtime API's)."""
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}

@@ -10,7 +10,7 @@ server VAD the stream is cut with the session's `threshold`, `silence_duration_m
 `prefix_padding_ms` (the server's live settings unless the session sets them), and a commit
 closes the utterance spoken so far.
 
-What this version leaves out (see the README): logprobs and speaker segments.
+What this version leaves out (see the README): speaker segments.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from sensevoice_server import formats
 from sensevoice_server.api import realtime_events as events
 from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
@@ -48,6 +49,7 @@ from sensevoice_server.transcriber import Transcriber
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
+LOGPROBS = "item.input_audio_transcription.logprobs"
 MAX_PREFIX_PADDING_MS = 500  # the live cutter keeps half a second of audio while silent
 
 
@@ -109,21 +111,24 @@ class SessionConfig:
     language: str = "auto"
     keywords: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    logprobs: bool = False  # include: ["item.input_audio_transcription.logprobs"]
 
     def options(self) -> DecodeOptions:
-        return DecodeOptions(
-            language=self.language, keywords=self.keywords, languages=self.languages
-        )
+        return DecodeOptions(language=self.language, keywords=self.keywords,
+                             languages=self.languages, logprobs=self.logprobs)  # fmt: skip
 
     def as_session(self, session_id: str) -> dict[str, Any]:
         audio_format: dict[str, Any] = {"type": self.format}
         if self.format == "audio/pcm":
             audio_format["rate"] = RATES[self.format]
-        return {"type": "transcription", "id": session_id,
-                "object": "realtime.transcription_session",
-                "audio": {"input": {"format": audio_format,
-                                    "transcription": self.transcription(),
-                                    "turn_detection": self.turn_detection}}}  # fmt: skip
+        shown = {"type": "transcription", "id": session_id,
+                 "object": "realtime.transcription_session",
+                 "audio": {"input": {"format": audio_format,
+                                     "transcription": self.transcription(),
+                                     "turn_detection": self.turn_detection}}}  # fmt: skip
+        if self.logprobs:
+            shown["include"] = [LOGPROBS]
+        return shown
 
     def transcription(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"model": self.model, "language": self.language}
@@ -140,6 +145,12 @@ class SessionConfig:
                            "invalid_value", "session.type")  # fmt: skip
         given = (session.get("audio") or {}).get("input") or {}
         new = replace(self)
+        if "include" in session:
+            include = session["include"] or []
+            if not isinstance(include, list) or set(include) - {LOGPROBS}:
+                raise BadEvent(f"include may only hold {LOGPROBS!r}.", "invalid_value",
+                               "session.include")  # fmt: skip
+            new.logprobs = LOGPROBS in include
         if "format" in given:
             audio_format = given["format"] or {}
             new.format = audio_format.get("type", "audio/pcm")
@@ -369,9 +380,13 @@ class Connection:
                                          item_id=item, content_index=0, error=failure))  # fmt: skip
             return
         transcript = result.transcript
-        extras = {"language": transcript.language,
-                  "emotion": transcript.segments[0].emotion if transcript.segments else "",
-                  "events": sorted({e for s in transcript.segments for e in s.events})}  # fmt: skip
+        extras: dict[str, Any] = {
+            "language": transcript.language,
+            "emotion": transcript.segments[0].emotion if transcript.segments else "",
+            "events": sorted({e for s in transcript.segments for e in s.events}),
+        }
+        if options.logprobs:
+            extras["logprobs"] = formats.logprobs(transcript)
         text = transcript.plain_text
         for event in events.transcribed(item, text, text, transcript.duration,
                                         extras):  # fmt: skip
@@ -452,4 +467,5 @@ def decode_audio(audio: Any, audio_format: str) -> np.ndarray:
 
 def fixed_while_streaming(config: SessionConfig) -> tuple[object, ...]:
     """What a server-VAD stream was opened with (its options cannot change under it)."""
-    return (config.format, config.turn_detection, config.keywords, config.languages)
+    return (config.format, config.turn_detection, config.keywords, config.languages,
+            config.logprobs)  # fmt: skip

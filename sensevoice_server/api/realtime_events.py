@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sensevoice_server.formats import logprob_item
 from sensevoice_server.live.protocol import Final
 
 Event = dict[str, Any]
@@ -68,4 +69,8 @@ def transcribed(item_id: str, last_delta: str, transcript: str, seconds: float,
 def extras_of(final: Final) -> dict[str, Any]:
     """What SenseVoice hears besides the words; OpenAI's `languages` has no place for an
     emotion or an event, so they travel as fields of their own."""
-    return {"language": final.language, "emotion": final.emotion, "events": final.events}
+    extras: dict[str, Any] = {"language": final.language, "emotion": final.emotion,
+                              "events": final.events}  # fmt: skip
+    if final.logprobs is not None:  # the session's include asked for them
+        extras["logprobs"] = [logprob_item(s.token, s.logprob) for s in final.logprobs]
+    return extras

@@ -56,7 +56,7 @@ async def transcribe_stream(
             config = await receive_config(websocket, deadline)
             options = DecodeOptions(
                 language=config.language, use_itn=config.use_itn,
-                word_timestamps=config.word_timestamps,
+                word_timestamps=config.word_timestamps, logprobs=config.logprobs,
                 keywords=checked_keywords(config.keywords),
                 languages=checked_languages(config.languages),
             )  # fmt: skip

@@ -58,6 +58,7 @@ async def stream_samples(
     on_message: OnMessage | None = None,
     keywords: Sequence[str] = (),
     languages: Sequence[Spoken] = (),
+    logprobs: bool = False,
 ) -> list[Message]:
     """Stream 16 kHz mono float32 samples; return every message the server sent, `done` last.
 
@@ -67,7 +68,8 @@ async def stream_samples(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     config = StreamConfig(language=language, use_itn=use_itn, sample_rate=SAMPLE_RATE,
                           format="pcm_s16le", session_id=session_id,
-                          keywords=list(keywords), languages=list(languages))  # fmt: skip
+                          keywords=list(keywords), languages=list(languages),
+                          logprobs=logprobs)  # fmt: skip
     url = websocket_url(url)
     if session_id and "session_id=" not in url:  # where nginx looks to route a reconnect
         url += ("&" if "?" in url else "?") + urlencode({"session_id": session_id})

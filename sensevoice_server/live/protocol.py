@@ -49,6 +49,7 @@ class StreamConfig(BaseModel):
     language: Language = "auto"
     use_itn: bool = True
     word_timestamps: bool = Field(False, description="Finals carry timed words.")
+    logprobs: bool = Field(False, description="Finals carry each token's log-probability.")
     keywords: list[Keyword] = Field(
         default_factory=list, max_length=MAX_KEYWORDS,
         description="Words or phrases to favour (names, terms): decoded with a beam search.",
@@ -96,6 +97,11 @@ class TimedWord(BaseModel):
     probability: float | None = None
 
 
+class TokenScore(BaseModel):
+    token: str
+    logprob: float = Field(description="The CTC posterior's log at the token's best frame.")
+
+
 class Final(BaseModel):
     """A closed utterance, decoded once more as a whole: its text will not change.
     Times are seconds of this stream's audio."""
@@ -112,6 +118,10 @@ class Final(BaseModel):
     words: list[TimedWord] | None = Field(
         None, description="When the config asked for word_timestamps.",
         exclude_if=lambda words: words is None,
+    )  # fmt: skip
+    logprobs: list[TokenScore] | None = Field(
+        None, description="When the config asked for logprobs: each token's.",
+        exclude_if=lambda logprobs: logprobs is None,
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from sensevoice_server.errors import (
     TryAgainLater,
 )
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
-from sensevoice_server.live.protocol import Final, Partial, TimedWord
+from sensevoice_server.live.protocol import Final, Partial, TimedWord, TokenScore
 from sensevoice_server.live.vad import SPEECH_PAD_MS
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.pcm import SAMPLE_RATE
@@ -214,8 +214,10 @@ class LiveSession:
         try:
             while (closed := await self._closed.get()) is not None:
                 transcript = await final_decode(self._decoder, closed.audio, self._options)
-                words = self._options.word_timestamps
-                self.events.put_nowait(final_of(closed, transcript, words))
+                options = self._options
+                self.events.put_nowait(
+                    final_of(closed, transcript, options.word_timestamps, options.logprobs)
+                )
                 self._heard += [shifted(s, seconds(closed.start)) for s in transcript.segments]
                 self._unfinished -= 1
                 self._load.finals -= 1
@@ -318,7 +320,9 @@ async def final_decode(
             raise StreamError(error.message, code=error.code) from error
 
 
-def final_of(closed: Closed, transcript: Transcript, words: bool = False) -> Final:
+def final_of(
+    closed: Closed, transcript: Transcript, words: bool = False, logprobs: bool = False
+) -> Final:
     segment = transcript.segments[0] if transcript.segments else None
     offset = seconds(closed.start)
     timed = [
@@ -336,6 +340,9 @@ def final_of(closed: Closed, transcript: Transcript, words: bool = False) -> Fin
         emotion=segment.emotion if segment else "",
         events=list(segment.events) if segment else [],
         words=timed if words else None,
+        logprobs=[TokenScore(token=t.token, logprob=t.logprob) for t in segment.logprobs]
+        if logprobs and segment
+        else ([] if logprobs else None),
     )
 
 

@@ -355,3 +355,27 @@ async def test_turn_detection_values_out_of_range_are_refused(app_server: AppPro
         errors = [e for e in await receive(connection, "error", 3) if e["type"] == "error"]
     assert [e["error"]["param"].rsplit(".", 1)[-1] for e in errors] == [
         "threshold", "prefix_padding_ms", "silence_duration_ms"]  # fmt: skip
+
+
+@pytest.mark.parametrize("turn_detection", [{"type": "server_vad"}, None], ids=["vad", "manual"])
+async def test_included_logprobs_come_with_each_completed_transcript(
+    app_server: AppProcess, turn_detection: Event | None
+) -> None:
+    """include: ["item.input_audio_transcription.logprobs"]: each completed event carries
+    its tokens' log-probabilities, as OpenAI's (token, logprob, bytes); the SDK's model of
+    the event validates it (receive)."""
+    audio = np.concatenate([load("en.wav"), np.zeros(16000, np.float32)])
+    event = update({"type": "audio/pcm", "rate": 24000}, turn_detection)
+    event["session"]["include"] = ["item.input_audio_transcription.logprobs"]
+    async with session(app_server) as connection:
+        await connection.send(event)
+        shown = await receive(connection, "session.updated")
+        assert shown[-1]["session"]["include"] == ["item.input_audio_transcription.logprobs"]
+        await append(connection, pcm16_bytes(resampled(audio, 24000)), 24000, 2, 4.0)
+        if turn_detection is None:
+            await connection.send({"type": "input_audio_buffer.commit"})
+        got = await receive(connection, "conversation.item.input_audio_transcription.completed")
+    completed = got[-1]
+    tokens = completed["logprobs"]
+    assert tokens and all(t["logprob"] <= 0 and t["bytes"] == list(t["token"].encode())
+                          for t in tokens)  # fmt: skip

@@ -181,6 +181,16 @@ def test_silence_gives_no_final_just_done(app: AppProcess) -> None:
     assert [m["type"] for _, m in got] == ["ready", "done"]
 
 
+def test_finals_carry_token_logprobs_when_the_config_asks(app: AppProcess) -> None:
+    """`logprobs: true` in the config: each final lists its tokens' log-probabilities (what
+    the realtime route's include turns into OpenAI's logprobs); without it, finals have none."""
+    asked = finals(stream(app, load("en.wav"), speed=4.0, logprobs=True))
+    plain = finals(stream(app, load("en.wav"), speed=4.0))
+    assert asked and all(m["logprobs"] and all(t["logprob"] <= 0 for t in m["logprobs"])
+                         for m in asked)  # fmt: skip
+    assert plain and all("logprobs" not in m for m in plain)
+
+
 # --- refusals -------------------------------------------------------------------------------
 BAD_INPUTS = {
     "config not JSON": (["hello"], "invalid_config", 1008),
