@@ -10,7 +10,9 @@ server VAD the stream is cut with the session's `threshold`, `silence_duration_m
 `prefix_padding_ms` (the server's live settings unless the session sets them), and a commit
 closes the utterance spoken so far.
 
-What this version leaves out (see the README): speaker segments.
+With speaker labels on, a manual commit's segments come as `.segment` events with their
+speakers; what this version leaves out (see the README): speakers under server VAD, whose
+utterances are decoded one at a time.
 """
 
 from __future__ import annotations
@@ -388,6 +390,8 @@ class Connection:
         if options.logprobs:
             extras["logprobs"] = formats.logprobs(transcript)
         text = transcript.plain_text
+        for event in events.speaker_segments(item, transcript):
+            await self.send(event)
         for event in events.transcribed(item, text, text, transcript.duration,
                                         extras):  # fmt: skip
             await self.send(event)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sensevoice_server.formats import logprob_item
+from sensevoice_server.formats import logprob_item, speaker_name
 from sensevoice_server.live.protocol import Final
+from sensevoice_server.transcript import Transcript
 
 Event = dict[str, Any]
 
@@ -74,3 +75,15 @@ def extras_of(final: Final) -> dict[str, Any]:
     if final.logprobs is not None:  # the session's include asked for them
         extras["logprobs"] = [logprob_item(s.token, s.logprob) for s in final.logprobs]
     return extras
+
+
+def speaker_segments(item_id: str, transcript: Transcript) -> list[Event]:
+    """With speaker labels on, each segment of a committed item with its speaker (OpenAI's
+    `.segment` event, as its diarizing model sends them before the item completes)."""
+    return [
+        event("conversation.item.input_audio_transcription.segment", item_id=item_id,
+              content_index=0, id=new_id("seg"), start=segment.start, end=segment.end,
+              text=segment.text, speaker=speaker_name(segment.speaker))
+        for segment in transcript.segments
+        if segment.speaker is not None
+    ]  # fmt: skip

@@ -379,3 +379,25 @@ async def test_included_logprobs_come_with_each_completed_transcript(
     tokens = completed["logprobs"]
     assert tokens and all(t["logprob"] <= 0 and t["bytes"] == list(t["token"].encode())
                           for t in tokens)  # fmt: skip
+
+
+async def test_with_speaker_labels_a_commit_sends_each_segment_with_its_speaker(
+    model_env: dict[str, str], campplus_model: Path, tmp_path: Path
+) -> None:
+    """Speaker labels on: a committed buffer is diarized as an upload is, and each of its
+    segments comes as OpenAI's `.segment` event with its speaker before the item completes.
+    (Under server VAD each utterance is decoded alone: no speaker to cluster it with.)"""
+    env = {**model_env, "SENSEVOICE_SPEAKERS": "true",
+           "SENSEVOICE_SPEAKER_MODEL": str(campplus_model)}  # fmt: skip
+    with run_app(env, tmp_path) as app:
+        async with session(app) as connection:
+            await connection.send(update({"type": "audio/pcm", "rate": 24000}, None))
+            await receive(connection, "session.updated")
+            await append(connection, pcm16_bytes(resampled(load("en.wav"), 24000)), 24000, 2, 50)
+            await connection.send({"type": "input_audio_buffer.commit"})
+            got = await receive(connection, "conversation.item.input_audio_transcription.completed")
+    segments = [e for e in got if e["type"].endswith("input_audio_transcription.segment")]
+    assert segments and {s["speaker"] for s in segments} == {"S1"}
+    kinds = [e["type"] for e in got]
+    assert kinds.index(segments[-1]["type"]) < kinds.index(got[-1]["type"])
+    assert " ".join(s["text"] for s in segments).split() == got[-1]["transcript"].split()
