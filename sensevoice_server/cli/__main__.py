@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sensevoice_server.cli import batch, stream
+from sensevoice_server.cli import batch, corpus, stream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     stream.add_parser(commands)
     batch.add_parser(commands)
+    corpus.add_parser(commands)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

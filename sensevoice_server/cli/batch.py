@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensevoice_server import formats
 from sensevoice_server.cli.files import (
@@ -46,6 +47,9 @@ from sensevoice_server.options import (
 )
 from sensevoice_server.subtitles import CueLimits
 
+if TYPE_CHECKING:
+    from sensevoice_server.transcriber import Transcriber
+
 # what an in-process run takes from the app's flags (settings.py)
 APP_FLAGS = ("model", "vad_model", "device", "ncpu", "backend", "precision", "onnx_dir",
              "speakers", "speaker_model", "cache_url", "max_duration_s",
@@ -66,8 +70,6 @@ class Outcome:
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from sensevoice_server.settings import argument_parser
-
     batch = commands.add_parser(
         "batch", help="transcribe files and folders to txt/srt/vtt/json files",
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,26 +79,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     batch.add_argument("--format", default="text", type=formats.canonical,
                        choices=list(formats.FORMATS), help="txt is text's other name")  # fmt: skip
     batch.add_argument("--overwrite", action="store_true", help="redo files already done")
-    batch.add_argument("--language", default="auto", choices=LANGUAGES)
-    batch.add_argument("--no-itn", action="store_true", help="no punctuation or number ITN")
+    add_decode_arguments(batch)
     batch.add_argument(
         "--words", action="store_true", help="word times in verbose_json (srt/vtt: always)"
-    )
-    batch.add_argument(
-        "--keywords",
-        action="append",
-        default=[],
-        metavar="LIST",
-        help="names or terms to favour, comma-separated (repeatable)",
-    )
-    batch.add_argument(
-        "--keywords-file", type=Path, metavar="FILE", help="more keywords, one per line (UTF-8)"
-    )
-    batch.add_argument(
-        "--languages",
-        default="",
-        metavar="LIST",
-        help="with --language auto: detect only among these, e.g. zh,en",
     )
     batch.add_argument("--num-speakers", type=int, help="with --speakers: how many")
     batch.add_argument("--max-line-chars", type=int, default=42, help="subtitle line (42)")
@@ -105,11 +90,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_server_arguments(batch, default=None)
     batch.add_argument("--concurrency", type=int, default=1,
                        help="files in flight at once, with --url (default 1)")  # fmt: skip
-    app = argument_parser("sensevoice-server")
-    group = batch.add_argument_group("model (in-process runs; the app's flags and variables)")
-    for action in app._actions:
-        if action.dest in APP_FLAGS:
-            group._add_action(action)
+    add_app_arguments(batch)
     batch.set_defaults(run=run)
 
 
@@ -198,22 +179,10 @@ async def local_transcriber(
     args: argparse.Namespace,
 ) -> tuple[Transcribe, Callable[[], Awaitable[None]]]:
     """The service's own Transcriber, in this process: the model loads once."""
-    from sensevoice_server.core import build_transcriber
     from sensevoice_server.errors import ServiceError
-    from sensevoice_server.model_source import resolve
-    from sensevoice_server.settings import Settings
 
-    given = {name: getattr(args, name) for name in APP_FLAGS if hasattr(args, name)}
-    given.setdefault("max_duration_s", 6 * 3600.0)  # a file, not an upload: allow long ones
-    given.setdefault("max_upload_mb", FILE_LIMIT_MB)
-    settings, _ = resolve(Settings(**given))
     fmt = formats.FORMATS[args.format]
-    if fmt.needs_speakers and not settings.speakers:
-        raise SystemExit(f"error: {fmt.name} needs speaker labels: add --speakers")
-    transcriber = build_transcriber(settings)
-    transcriber.start()
-    if not await asyncio.to_thread(transcriber.wait_ready, None):
-        raise SystemExit(f"error: the model could not be loaded: {transcriber.failure}")
+    transcriber = await started_transcriber(args, needs_speakers=fmt.needs_speakers)
     options = options_of(args)
     rendering = rendering_of(args)
     max_bytes = max_file_bytes(args)
@@ -230,6 +199,59 @@ async def local_transcriber(
         await asyncio.to_thread(transcriber.close, 60)
 
     return transcribe, close
+
+
+async def started_transcriber(args: argparse.Namespace, *, needs_speakers: bool) -> Transcriber:
+    """The Transcriber of the app's flags (APP_FLAGS), loaded and ready, in this process;
+    a file is not an upload, so long files and big ones are let in."""
+    from sensevoice_server.core import build_transcriber
+    from sensevoice_server.model_source import resolve
+    from sensevoice_server.settings import Settings
+
+    given = {name: getattr(args, name) for name in APP_FLAGS if hasattr(args, name)}
+    given.setdefault("max_duration_s", 6 * 3600.0)
+    given.setdefault("max_upload_mb", FILE_LIMIT_MB)
+    settings, _ = resolve(Settings(**given))
+    if needs_speakers and not settings.speakers:
+        raise SystemExit("error: this output needs speaker labels: add --speakers")
+    transcriber = build_transcriber(settings)
+    transcriber.start()
+    if not await asyncio.to_thread(transcriber.wait_ready, None):
+        raise SystemExit(f"error: the model could not be loaded: {transcriber.failure}")
+    return transcriber
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that change what the model gives, shared with the corpus command."""
+    parser.add_argument("--language", default="auto", choices=LANGUAGES)
+    parser.add_argument("--no-itn", action="store_true", help="no punctuation or number ITN")
+    parser.add_argument(
+        "--keywords",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="names or terms to favour, comma-separated (repeatable)",
+    )
+    parser.add_argument(
+        "--keywords-file", type=Path, metavar="FILE", help="more keywords, one per line (UTF-8)"
+    )
+    parser.add_argument(
+        "--languages",
+        default="",
+        metavar="LIST",
+        help="with --language auto: detect only among these, e.g. zh,en",
+    )
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The app's model flags (and their variables), for runs in this process."""
+    from sensevoice_server.settings import argument_parser
+
+    app = argument_parser("sensevoice-server")
+    group = parser.add_argument_group("model (in-process runs; the app's flags and variables)")
+    for action in app._actions:
+        if action.dest in APP_FLAGS:
+            group._add_action(action)
 
 
 def biasing_of(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]:

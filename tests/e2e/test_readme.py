@@ -71,6 +71,10 @@ def test_every_readme_command_runs(
         elif "sensevoice_server.cli" in args and "batch" in args:
             done = run(args)
             assert list((tmp_path / "transcripts").rglob("*.srt")), done.stderr
+        elif "sensevoice_server.cli" in args and "corpus" in args:
+            done = run(args, env=model_env)
+            listed = (tmp_path / "manifest" / "files.jsonl").read_text().splitlines()
+            assert len(listed) >= 6 and '"done"' in listed[0], done.stderr
         elif "sensevoice_server.testing.checkpoint" in args or "sensevoice_server.export" in args:
             done = run(args, env=model_env)
         else:
