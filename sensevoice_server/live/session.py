@@ -142,6 +142,11 @@ class LiveSession:
     def next_segment(self) -> int:
         return self._cutter.next_segment
 
+    @property
+    def options(self) -> DecodeOptions:
+        """What each utterance is decoded with (fixed for the stream)."""
+        return self._options
+
     def transcript(self) -> Transcript:
         """Everything finalised so far, as one transcript in the stream's time (downloads)."""
         return Transcript(duration=seconds(self._cutter.end), segments=list(self._heard))

@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from sensevoice_server.errors import StreamError, UnsupportedData
+from sensevoice_server.errors import BadRequest, StreamError, UnsupportedData
 from sensevoice_server.live import Final, LiveSessions, LiveStream, Partial, Stop, ready_events
 from sensevoice_server.live.protocol import SAMPLE_RATES
 from sensevoice_server.options import DecodeOptions
@@ -32,7 +32,12 @@ from sensevoice_server.settings import Settings
 from sensevoice_server.transcript import Transcript
 from sensevoice_server.ui.downloads import button_updates, download_buttons
 from sensevoice_server.ui.refusals import refused
-from sensevoice_server.ui.transcribe import itn_checkbox, language_dropdown
+from sensevoice_server.ui.transcribe import (
+    itn_checkbox,
+    keywords_box,
+    language_dropdown,
+    options_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ class LiveTab:
         language: str,
         use_itn: bool,
         captions: Captions | None,
+        keywords: str = "",
     ) -> tuple[str, Captions]:
         captions = captions or Captions()
         if chunk is None:
@@ -94,7 +100,10 @@ class LiveTab:
         try:
             check_sample_rate(rate)  # before any work: the rate decides what a chunk costs
             if captions.stream is None:
-                options = DecodeOptions(language=language, use_itn=use_itn, word_timestamps=True)
+                try:
+                    options = options_of(language, use_itn, keywords, [])
+                except BadRequest as error:
+                    raise StreamError(error.message) from error
                 await self._open(captions, rate, options)
             elif rate != captions.sample_rate:
                 raise StreamError("The microphone's sample rate changed; start again.")
@@ -226,6 +235,7 @@ def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
             )  # fmt: skip
             language = language_dropdown()
             use_itn = itn_checkbox()
+            keywords = keywords_box()
             clear = gr.Button("Clear captions")
         with gr.Column(scale=2):
             text = gr.Textbox(
@@ -237,7 +247,7 @@ def build_live_tab(sessions: LiveSessions, settings: Settings) -> LiveTab:
     captions = gr.State(None, delete_callback=tab.discard)
     microphone.stream(
         tab.on_chunk,
-        [microphone, language, use_itn, captions],
+        [microphone, language, use_itn, captions, keywords],
         [text, captions],
         stream_every=0.5,
         time_limit=int(settings.live_max_session_s),

@@ -223,6 +223,21 @@ async def test_the_live_tab_refuses_a_rate_the_websocket_refuses_before_any_work
     assert sessions.count == 0
 
 
+async def test_the_live_tabs_keywords_reach_the_stream_and_bad_ones_are_refused(
+    app: InProcessApp,
+) -> None:
+    sessions = sessions_of(app)
+    tab = LiveTab(sessions)
+    chunk = (load("en.wav")[:8000] * 32767).astype(np.int16)
+    with pytest.raises(gr.Error, match="at most 50 characters"):
+        await tab.on_chunk((16000, chunk), "auto", True, None, "x" * 60)
+    assert sessions.count == 0  # refused before a place was taken
+    _, captions = await tab.on_chunk((16000, chunk), "auto", True, None, "Kessler, Acme")
+    assert captions.stream is not None
+    assert captions.stream.session.options.keywords == ("Kessler", "Acme")
+    await tab.on_stop(captions)
+
+
 async def test_a_drain_shows_the_live_tab_its_finals_then_warns(app: InProcessApp) -> None:
     sessions = sessions_of(app)
     tab = LiveTab(sessions)
