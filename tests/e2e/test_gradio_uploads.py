@@ -175,7 +175,11 @@ def test_a_live_chunk_is_removed_once_read(app: tuple[AppProcess, Path]) -> None
     with httpx.Client(base_url=f"{process.url}/gradio_api", timeout=60) as client:
         chunk = client.post("/upload", files={"files": ("audio.wav", wav(0.5))}).json()[0]
         done = join(
-            client, event, [file_data(chunk), "auto", True, None], "live", until="process_streaming"
+            client,
+            event,
+            [file_data(chunk), "auto", True, None, ""],
+            "live",
+            until="process_streaming",
         )
     assert done.get("success", True), done
     assert not Path(chunk).exists()

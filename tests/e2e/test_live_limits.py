@@ -211,7 +211,7 @@ def test_the_live_tab_refuses_a_low_declared_rate_at_once(app: AppProcess) -> No
         started = time.monotonic()
         joined = client.post(
             "/queue/join",
-            json={"data": [file, "auto", True, None], "fn_index": stream_event,
+            json={"data": [file, "auto", True, None, ""], "fn_index": stream_event,
                   "session_hash": "low-rate", "event_data": None, "trigger_id": None},
         )  # fmt: skip
         assert joined.status_code == 200, joined.text
