@@ -14,7 +14,7 @@ Each row gives English WER, Mandarin CER, the language tag's accuracy, and the s
 work per second of audio (core rows: in this process, one clip at a time).
 
 Word timestamps: English sentences built from words spoken one at a time with pauses of
-known length (testing/corpus.spaced_words), so every word's true start and end is known;
+known length (testing/espeak_corpus.spaced_words), so every word's true start and end is known;
 the table gives the median and p90 error of the starts and ends the service reports.
 
 Synthetic speech is not real speech and this model is a proxy: these numbers say whether a
@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 
 from bench.common import OUT, ROOT, median, percentile, print_table
-from sensevoice_server.testing import corpus
+from sensevoice_server.testing import espeak_corpus
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.trained_model import error_rate, unseen, write_trained
 
@@ -60,8 +60,8 @@ def main() -> None:
 
     model = write_trained(OUT / "trained-model")
     utterances = unseen(args.clips, HELD_OUT_SEED)
-    audio = corpus.speak_all(utterances)
-    seconds = sum(len(a) for a in audio) / corpus.SAMPLE_RATE
+    audio = espeak_corpus.speak_all(utterances)
+    seconds = sum(len(a) for a in audio) / espeak_corpus.SAMPLE_RATE
     print(f"{len(audio)} held-out clips, {seconds:.0f} s of audio", flush=True)
     exports = onnx_exports(model)
 
@@ -140,7 +140,10 @@ def plot(rows: list[list[object]], checks: list[list[object]], path: Path) -> No
 
 
 def row(
-    label: str, utterances: list[corpus.Utterance], heard: list[Heard], cost: float | None = None
+    label: str,
+    utterances: list[espeak_corpus.Utterance],
+    heard: list[Heard],
+    cost: float | None = None,
 ) -> list[object]:
     errors = {"en": [0, 0], "zh": [0, 0]}
     right = 0
@@ -165,7 +168,9 @@ def reference(model: Path, audio: list[np.ndarray]) -> tuple[list[Heard], float]
         raw = reference_text(funasr, clip, "auto", False)  # "<|en|><|NEUTRAL|>...text"
         tags = TAG.findall(raw)
         heard.append((tags[0] if tags else "", TAG.sub(" ", raw)))
-    return heard, (time.process_time() - started) / (sum(map(len, audio)) / corpus.SAMPLE_RATE)
+    return heard, (time.process_time() - started) / (
+        sum(map(len, audio)) / espeak_corpus.SAMPLE_RATE
+    )
 
 
 def core(
@@ -219,7 +224,7 @@ def onnx_exports(model: Path) -> dict[str, Path]:
 
 
 def int8_check_rows(
-    model: Path, exports: dict[str, Path], utterances: list[corpus.Utterance],
+    model: Path, exports: dict[str, Path], utterances: list[espeak_corpus.Utterance],
     audio: list[np.ndarray], ncpu: int,
 ) -> list[list[object]]:  # fmt: skip
     """What the start-up check (engine/int8_check.py) measures, the token agreement of int8
@@ -333,7 +338,7 @@ def word_times(url: str, count: int) -> dict[str, Any]:
     ends: list[float] = []
     with httpx.Client(base_url=url, timeout=120) as client:
         for utterance in sentences[:count]:
-            audio, truth = corpus.spaced_words(utterance)
+            audio, truth = espeak_corpus.spaced_words(utterance)
             answer = client.post(
                 "/v1/audio/transcriptions",
                 files={"file": ("clip.wav", wav_bytes(audio), "audio/wav")},
@@ -353,8 +358,8 @@ def word_times(url: str, count: int) -> dict[str, Any]:
 
 
 def matched(
-    truth: list[corpus.TimedWord], said: list[dict[str, Any]]
-) -> list[tuple[corpus.TimedWord, dict[str, Any]]]:
+    truth: list[espeak_corpus.TimedWord], said: list[dict[str, Any]]
+) -> list[tuple[espeak_corpus.TimedWord, dict[str, Any]]]:
     """Pairs of a true word and the same word heard, in order (a longest common subsequence:
     an inserted or dropped word shifts nothing after it)."""
     a = [w[0] for w in truth]

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.common import OUT, ROOT, full_model, print_table
-from sensevoice_server.testing import corpus
+from sensevoice_server.testing import espeak_corpus
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.keyword_clips import (
     all_names,
@@ -79,13 +79,13 @@ GOALS = {"recall": 80.0, "insertions per 20": 1, "error points": 1.0, "cpu ratio
 
 @dataclass(frozen=True)
 class Clip:
-    utterance: corpus.Utterance
+    utterance: espeak_corpus.Utterance
     audio: np.ndarray
     name: str | None = None  # the keyword said in it (keyword sentences only)
 
     @property
     def seconds(self) -> float:
-        return len(self.audio) / corpus.SAMPLE_RATE
+        return len(self.audio) / espeak_corpus.SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,8 @@ def report(
 
 
 # --- data -------------------------------------------------------------------------------------
-def speak(batch: Sequence[tuple[corpus.Utterance, str | None]]) -> list[Clip]:
-    audio = corpus.speak_all([u for u, _ in batch])
+def speak(batch: Sequence[tuple[espeak_corpus.Utterance, str | None]]) -> list[Clip]:
+    audio = espeak_corpus.speak_all([u for u, _ in batch])
     return [Clip(u, a, name) for (u, name), a in zip(batch, audio, strict=True)]
 
 
@@ -327,7 +327,7 @@ def full_size_export(keywords: tuple[str, ...]) -> Path:
     from sensevoice_server.engine.backends.onnx import exported
     from sensevoice_server.engine.keyword_graph import KeywordGraph
     from sensevoice_server.engine.tokens import Vocabulary
-    from sensevoice_server.testing.checkpoint import BPE_MODEL_NAME
+    from sensevoice_server.testing.model_layout import BPE_MODEL_NAME
     from sensevoice_server.testing.trained_model import TRAINED_DIR
 
     source = exported(str(full_model()))

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     """auto (fp16 with torch on CUDA, int8 with onnx on a CPU), fp32, fp16 (torch on CUDA) or
     int8 (onnx)."""
     onnx_dir: str | None = None
-    """An ONNX export to run (from `python -m sensevoice_server.export`, or sherpa-onnx's
+    """An ONNX export to run (from `python -m sensevoice_server.cli export`, or sherpa-onnx's
     SenseVoice download); default: exported from --model once, kept under
     ~/.cache/sensevoice/onnx."""
     calibration_audio: str | None = None

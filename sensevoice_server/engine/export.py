@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sensevoice_server.engine import calibration
-from sensevoice_server.engine.backends import ITN_QUERY, LANGUAGE_QUERY
 from sensevoice_server.engine.features import FEATURE_DIM, Cmvn
+from sensevoice_server.engine.queries import ITN_QUERY, LANGUAGE_QUERY
 from sensevoice_server.engine.tokens import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def metadata(vocabulary_size: int, cmvn: Cmvn) -> dict[str, str]:
     meta: dict[str, object] = {
         "model_type": "sense_voice_ctc",
         "version": "1",
-        "comment": "SenseVoiceSmall, exported by sensevoice_server.export",
+        "comment": "SenseVoiceSmall, exported by sensevoice_server.cli export",
         "vocab_size": vocabulary_size,
         "lfr_window_size": 7,
         "lfr_window_shift": 6,

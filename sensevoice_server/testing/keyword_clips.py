@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import replace
 from functools import cache
 
-from sensevoice_server.testing import corpus
+from sensevoice_server.testing import espeak_corpus
 from sensevoice_server.testing.trained_model import PUNCTUATION, card, unseen
 
 # Seeds of their own: unseen() seeds 1 and 2 are the card's held-out and training-score sets,
@@ -35,18 +35,18 @@ NAMES_PER_LANGUAGE = 20
 
 
 @cache
-def training_sentences() -> tuple[corpus.Utterance, ...]:
+def training_sentences() -> tuple[espeak_corpus.Utterance, ...]:
     """The committed model's training sentences, rebuilt from its card (as unseen() does)."""
     training = card()["training"]
-    return tuple(corpus.utterances(training["clips"], training["seed"], held_out=False,
-                                   languages=corpus.TRAINING_LANGUAGES))  # fmt: skip
+    return tuple(espeak_corpus.utterances(training["clips"], training["seed"], held_out=False,
+                                   languages=espeak_corpus.TRAINING_LANGUAGES))  # fmt: skip
 
 
 def mandarin_names(count: int = NAMES_PER_LANGUAGE, seed: int = NAMES_SEED) -> list[str]:
     """Two characters of the corpus's Mandarin words (the model knows each one's sound), a
     pair in no training sentence and so in no training word: a Chinese name is any pair."""
-    characters = sorted({c for word in corpus.ZH_WORDS for c in word})
-    heard = [u.text for u in training_sentences() if u.language == "zh"] + corpus.ZH_WORDS
+    characters = sorted({c for word in espeak_corpus.ZH_WORDS for c in word})
+    heard = [u.text for u in training_sentences() if u.language == "zh"] + espeak_corpus.ZH_WORDS
     rng = random.Random(seed)
     names: list[str] = []
     used: set[str] = set()
@@ -63,7 +63,7 @@ def mandarin_names(count: int = NAMES_PER_LANGUAGE, seed: int = NAMES_SEED) -> l
 def english_names(count: int = NAMES_PER_LANGUAGE, seed: int = NAMES_SEED) -> list[str]:
     """Two training words (longer than two letters) never next to each other, in either
     order, in a training sentence; no word in two names."""
-    words = [w for w in corpus.EN_WORDS if len(w) > 2]
+    words = [w for w in espeak_corpus.EN_WORDS if len(w) > 2]
     adjacent = {
         pair
         for u in training_sentences() if u.language == "en"
@@ -81,7 +81,7 @@ def english_names(count: int = NAMES_PER_LANGUAGE, seed: int = NAMES_SEED) -> li
     return names
 
 
-def with_names(count: int, seed: int = KEYWORD_SEED) -> list[tuple[corpus.Utterance, str]]:
+def with_names(count: int, seed: int = KEYWORD_SEED) -> list[tuple[espeak_corpus.Utterance, str]]:
     """`count` held-out sentences, English and Mandarin in turn, each with one name put in at
     a random place (its voice, speed and pitch kept); the names in turn, each used twice at
     the default count. A sentence that already holds its name is skipped."""
@@ -89,7 +89,7 @@ def with_names(count: int, seed: int = KEYWORD_SEED) -> list[tuple[corpus.Uttera
     pool = {language: iter([u for u in unseen(2 * count + 20, seed) if u.language == language])
             for language in names}  # fmt: skip
     rng = random.Random(seed)
-    out: list[tuple[corpus.Utterance, str]] = []
+    out: list[tuple[espeak_corpus.Utterance, str]] = []
     for index in range(count):
         language = ("en", "zh")[index % 2]
         name = names[language][(index // 2) % len(names[language])]
@@ -101,13 +101,13 @@ def with_names(count: int, seed: int = KEYWORD_SEED) -> list[tuple[corpus.Uttera
     return out
 
 
-def language_clips(count: int, seed: int = LANGUAGES_SEED) -> list[corpus.Utterance]:
+def language_clips(count: int, seed: int = LANGUAGES_SEED) -> list[espeak_corpus.Utterance]:
     """`count` held-out Mandarin clips, then `count` English ones."""
     pool = unseen(2 * count, seed)
     return [u for language in ("zh", "en") for u in pool if u.language == language]
 
 
-def without_names(count: int, seed: int = FREE_SEED) -> list[corpus.Utterance]:
+def without_names(count: int, seed: int = FREE_SEED) -> list[espeak_corpus.Utterance]:
     """`count` held-out sentences (English and Mandarin in turn) with no name in them."""
     return unseen(count, seed)
 

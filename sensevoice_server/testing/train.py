@@ -4,7 +4,7 @@ Why: with random weights a test can only compare one path with another; a bug th
 text the same way on both sides passes. A model that really recognises some words lets tests
 and benchmarks read the transcript itself. This trains one here, on 2 cores, in well under an
 hour: funasr's own `SenseVoiceSmall` class and encoder (narrower and with fewer blocks), the
-real vocabulary size and tag ids, trained with CTC on espeak-ng speech (corpus.py) in English
+real vocabulary size and tag ids, trained with CTC on espeak-ng speech (espeak_corpus.py) in English
 and Mandarin, with the four query frames trained on their tags (language, emotion, event,
 text normalisation) as SenseVoice is, so `language="auto"` detects the language.
 
@@ -33,15 +33,15 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from sensevoice_server.testing import corpus
-from sensevoice_server.testing.checkpoint import (
+from sensevoice_server.testing import espeak_corpus
+from sensevoice_server.testing.model_layout import (
     BPE_MODEL_NAME,
     FRONTEND_CONF,
     TAG_IDS,
     VOCAB_SIZE,
     mvn_text,
-    trained_tokenizer,
 )
+from sensevoice_server.testing.tokenizers import trained_tokenizer
 from sensevoice_server.testing.trained_model import (
     TRAINED_ENCODER,
     WEIGHTS_NAME,
@@ -70,7 +70,7 @@ def features(clips: list[np.ndarray]) -> list[torch.Tensor]:
     return out
 
 
-def targets(utterance: corpus.Utterance, itn: bool, tokenizer: Any) -> tuple[list[int], str]:
+def targets(utterance: espeak_corpus.Utterance, itn: bool, tokenizer: Any) -> tuple[list[int], str]:
     """The four tag ids for the query frames, and the text the CTC frames spell."""
     text = utterance.text + (ITN_MARK[utterance.language] if itn else "")
     tags = [TAG_IDS[f"<|{utterance.language}|>"], TAG_IDS[EMOTION], TAG_IDS[EVENT],
@@ -171,7 +171,10 @@ def greedy(trainer: Trainer, feats: torch.Tensor, tokenizer: Any) -> tuple[str, 
 
 
 def evaluate(
-    trainer: Trainer, held_out: list[corpus.Utterance], feats: list[torch.Tensor], tokenizer: Any
+    trainer: Trainer,
+    held_out: list[espeak_corpus.Utterance],
+    feats: list[torch.Tensor],
+    tokenizer: Any,
 ) -> dict[str, float]:
     """Held-out English WER, Mandarin CER and language-tag accuracy, in percent."""
     errors = {"en": [0, 0], "zh": [0, 0]}
@@ -205,12 +208,14 @@ def train(
     started = time.perf_counter()
     torch.manual_seed(seed)
     torch.set_num_threads(2)
-    train_set = corpus.utterances(clips, seed, held_out=False, languages=corpus.TRAINING_LANGUAGES)
-    held_out = corpus.utterances(held_out_clips, seed + 1, held_out=True,
+    train_set = espeak_corpus.utterances(
+        clips, seed, held_out=False, languages=espeak_corpus.TRAINING_LANGUAGES
+    )
+    held_out = espeak_corpus.utterances(held_out_clips, seed + 1, held_out=True,
                                  avoid=[u.words for u in train_set])  # fmt: skip
     print(f"synthesising {len(train_set)} + {len(held_out)} clips", flush=True)
-    audio = corpus.speak_all(train_set + held_out)
-    hours = sum(len(a) for a in audio[: len(train_set)]) / corpus.SAMPLE_RATE / 3600
+    audio = espeak_corpus.speak_all(train_set + held_out)
+    hours = sum(len(a) for a in audio[: len(train_set)]) / espeak_corpus.SAMPLE_RATE / 3600
     feats, mean, std = normalise(features(audio))
     train_feats, held_feats = feats[: len(train_set)], feats[len(train_set) :]
     print(f"{hours:.2f} h of training audio; features ready after "
@@ -294,10 +299,13 @@ def write_card(outdir: Path, **facts: Any) -> None:
         "say nothing about the real SenseVoiceSmall on real speech.",
         "encoder": TRAINED_ENCODER,
         "vocabulary_size": VOCAB_SIZE,
-        "words": {"en": corpus.EN_WORDS, "zh": corpus.ZH_WORDS},
-        "voices": {"trained": corpus.TRAIN_VOICES, "held_out": corpus.HELD_OUT_VOICES},
-        "speeds_wpm": {"trained": corpus.SPEEDS, "held_out": corpus.HELD_OUT_SPEEDS},
-        "pitches": corpus.PITCHES,
+        "words": {"en": espeak_corpus.EN_WORDS, "zh": espeak_corpus.ZH_WORDS},
+        "voices": {
+            "trained": espeak_corpus.TRAIN_VOICES,
+            "held_out": espeak_corpus.HELD_OUT_VOICES,
+        },
+        "speeds_wpm": {"trained": espeak_corpus.SPEEDS, "held_out": espeak_corpus.HELD_OUT_SPEEDS},
+        "pitches": espeak_corpus.PITCHES,
         "itn": "with ITN the sentence ends with '.' (English) or '。' (Mandarin); without, it "
         "does not. Nothing else changes.",
         "training": {

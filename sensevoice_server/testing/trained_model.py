@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from sensevoice_server.edit_distance import edit_distance
-from sensevoice_server.testing import corpus
-from sensevoice_server.testing.checkpoint import (
+from sensevoice_server.testing import espeak_corpus
+from sensevoice_server.testing.model_layout import (
     BPE_MODEL_NAME,
     ENCODER_SIZES,
     FEATURE_DIM,
@@ -82,14 +82,14 @@ def card(source: Path = TRAINED_DIR) -> dict[str, Any]:
     return loaded
 
 
-def unseen(count: int, seed: int, source: Path = TRAINED_DIR) -> list[corpus.Utterance]:
+def unseen(count: int, seed: int, source: Path = TRAINED_DIR) -> list[espeak_corpus.Utterance]:
     """`count` clips the committed model never heard: sentences that are not among its
     training sentences (rebuilt from the card's seed and count), spoken by the held-out voices
     at the held-out speeds. Seed 1 gives the card's own held-out set (train.py uses seed+1)."""
     training = card(source)["training"]
-    sentences = corpus.utterances(training["clips"], training["seed"], held_out=False,
-                                  languages=corpus.TRAINING_LANGUAGES)  # fmt: skip
-    return corpus.utterances(count, seed, held_out=True, avoid=[u.words for u in sentences])
+    sentences = espeak_corpus.utterances(training["clips"], training["seed"], held_out=False,
+                                  languages=espeak_corpus.TRAINING_LANGUAGES)  # fmt: skip
+    return espeak_corpus.utterances(count, seed, held_out=True, avoid=[u.words for u in sentences])
 
 
 PUNCTUATION = ".,!?;:。，！？、；："

@@ -13,8 +13,8 @@ import gradio as gr
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.settings import Settings
 from sensevoice_server.transcriber import Transcriber
-from sensevoice_server.ui.batch import build_batch_tab
 from sensevoice_server.ui.live import build_live_tab
+from sensevoice_server.ui.several_files import build_several_files_tab
 from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab
 from sensevoice_server.ui.uploads import ServiceBlocks, delete_cache
 
@@ -37,7 +37,7 @@ def build_ui(
         with gr.Tab("Transcribe"):
             build_transcribe_tab(transcriber, speakers=settings.speakers)
         with gr.Tab("Several files"):
-            files = build_batch_tab(transcriber, max_files=settings.max_batch_files)
+            files = build_several_files_tab(transcriber, max_files=settings.max_batch_files)
             blocks.remove_once_read(files)
         with gr.Tab("Live"):
             build_live_tab(live_sessions, settings)

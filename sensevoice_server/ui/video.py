@@ -33,7 +33,7 @@ def sound_of(video: dict[str, Any] | None) -> tuple[Any, None]:
     """The upload event: (the Audio component's new value, the video input cleared).
 
     It runs without Gradio's preprocessing (as the Several files tab's event does): gr.File's
-    leaves an empty temporary file behind for every upload (ui/batch.py says where).
+    leaves an empty temporary file behind for every upload (ui/several_files.py says where).
     """
     if not video:
         return gr.skip(), None

@@ -28,7 +28,7 @@ from openai import AsyncOpenAI, BadRequestError, OpenAI, omit
 from sensevoice_server.cli.stream import stream_samples
 from sensevoice_server.live.protocol import pcm16_bytes
 from sensevoice_server.options import MAX_KEYWORDS
-from sensevoice_server.testing import corpus, keyword_clips
+from sensevoice_server.testing import espeak_corpus, keyword_clips
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.servers import AppProcess
 from tests.support.samples import ROOT, resampled
@@ -38,7 +38,7 @@ KEYWORDS = keyword_clips.all_names()
 
 @dataclass(frozen=True)
 class Clip:
-    utterance: corpus.Utterance
+    utterance: espeak_corpus.Utterance
     name: str
     audio: np.ndarray
 
@@ -65,7 +65,7 @@ def openai_text(
 def recovered(trained_app: AppProcess) -> list[Clip]:
     """Of sixteen clips with a name, those greedy decoding misses and biasing finds."""
     pairs = keyword_clips.with_names(16)
-    audio = corpus.speak_all([utterance for utterance, _ in pairs])
+    audio = espeak_corpus.speak_all([utterance for utterance, _ in pairs])
     clips = [Clip(u, name, a) for (u, name), a in zip(pairs, audio, strict=True)]
     plain = [keyword_clips.contains(c.name, openai_text(trained_app, c)[1]) for c in clips]
     biased = [
@@ -93,7 +93,7 @@ def test_sentences_without_the_names_read_the_same_with_the_list(
 ) -> None:
     """No keyword is forced into speech that does not hold it."""
     utterances = keyword_clips.without_names(6)
-    for utterance, audio in zip(utterances, corpus.speak_all(utterances), strict=True):
+    for utterance, audio in zip(utterances, espeak_corpus.speak_all(utterances), strict=True):
         clip = Clip(utterance, "", audio)
         assert openai_text(trained_app, clip, keywords=KEYWORDS) == openai_text(trained_app, clip)
 
@@ -221,7 +221,9 @@ def test_languages_restrict_what_detection_may_choose(trained_app: AppProcess) -
     words are the sounds' own: this small model writes the Hanzi it heard either way), and
     the English one is untouched."""
     utterances = keyword_clips.without_names(2)  # English, then Mandarin
-    clips = [Clip(u, "", a) for u, a in zip(utterances, corpus.speak_all(utterances), strict=True)]
+    clips = [
+        Clip(u, "", a) for u, a in zip(utterances, espeak_corpus.speak_all(utterances), strict=True)
+    ]
     both = [openai_text(trained_app, c, languages=["zh", "en"]) for c in clips]
     assert [language for language, _ in both] == ["english", "chinese"], both
     only_english = [openai_text(trained_app, c, languages=["en"]) for c in clips]
@@ -235,7 +237,7 @@ def test_every_way_in_carries_the_expected_languages(
     """The Mandarin clip under ["en"], through the other front ends: each reports English."""
     utterance = keyword_clips.without_names(2)[1]
     assert utterance.language == "zh"
-    audio = corpus.speak_all([utterance])[0]
+    audio = espeak_corpus.speak_all([utterance])[0]
     path = tmp_path / "clip.wav"
     path.write_bytes(wav_bytes(audio))
     answer = httpx.post(f"{trained_app.url}/api/transcribe", data={"languages": ["en"]},

@@ -75,7 +75,7 @@ def test_every_readme_command_runs(
             done = run(args, env=model_env)
             listed = (tmp_path / "manifest" / "files.jsonl").read_text().splitlines()
             assert len(listed) >= 6 and '"done"' in listed[0], done.stderr
-        elif "sensevoice_server.testing.checkpoint" in args or "sensevoice_server.export" in args:
+        elif "sensevoice_server.testing.checkpoint" in args or "export" in args:
             done = run(args, env=model_env)
         else:
             pytest.fail(f"the README command {command!r} has no way to be checked here")

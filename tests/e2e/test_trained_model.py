@@ -5,7 +5,7 @@ the words spoken.
 The random tiny checkpoint can only show that two paths agree; a bug that garbles text the
 same way on both sides (features, CMVN, LFR, token ids, the query embeddings, a clipped first
 frame) passes there and fails here. The clips are new sentences spoken by voices and at
-speeds the model was not trained on (testing/corpus.py keeps them apart). The bounds leave
+speeds the model was not trained on (testing/espeak_corpus.py keeps them apart). The bounds leave
 room over what the model scores (its card, and bench/bench_accuracy.py): a handful of clips
 is a noisy sample, while a broken path scores near 100 %.
 """
@@ -25,7 +25,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from sensevoice_server.cli.stream import stream_samples
-from sensevoice_server.testing import corpus
+from sensevoice_server.testing import espeak_corpus
 from sensevoice_server.testing.audio_files import wav_bytes
 from sensevoice_server.testing.reference import reference_model, reference_text
 from sensevoice_server.testing.servers import AppProcess
@@ -39,13 +39,15 @@ Heard = tuple[str, str]  # language code, text
 
 
 @pytest.fixture(scope="module")
-def clips() -> list[tuple[corpus.Utterance, np.ndarray]]:
+def clips() -> list[tuple[espeak_corpus.Utterance, np.ndarray]]:
     """Eight unseen clips, English and Mandarin in turn."""
     utterances = unseen(8, 2026)
-    return list(zip(utterances, corpus.speak_all(utterances), strict=True))
+    return list(zip(utterances, espeak_corpus.speak_all(utterances), strict=True))
 
 
-def assert_heard(clips: list[tuple[corpus.Utterance, np.ndarray]], heard: list[Heard]) -> None:
+def assert_heard(
+    clips: list[tuple[espeak_corpus.Utterance, np.ndarray]], heard: list[Heard]
+) -> None:
     """Each clip's language tag right, and each language's error rate within the bound."""
     assert [language for language, _ in heard] == [u.language for u, _ in clips], heard
     totals: dict[str, list[int]] = {}
@@ -80,7 +82,7 @@ def test_the_first_runs_sample_is_heard_word_for_word(trained_app: AppProcess) -
 
 
 def test_funasrs_own_pipeline_hears_the_words(
-    trained_dir: Path, clips: list[tuple[corpus.Utterance, np.ndarray]]
+    trained_dir: Path, clips: list[tuple[espeak_corpus.Utterance, np.ndarray]]
 ) -> None:
     model = reference_model(str(trained_dir), ncpu=1)
     raw = [reference_text(model, audio, "auto", False) for _, audio in clips]
@@ -88,7 +90,7 @@ def test_funasrs_own_pipeline_hears_the_words(
 
 
 def test_the_http_api_hears_the_words(
-    trained_app: AppProcess, clips: list[tuple[corpus.Utterance, np.ndarray]]
+    trained_app: AppProcess, clips: list[tuple[espeak_corpus.Utterance, np.ndarray]]
 ) -> None:
     heard = []
     for _, audio in clips:
@@ -104,7 +106,7 @@ def test_the_http_api_hears_the_words(
 
 
 def test_live_finals_hear_the_words_as_the_file_does(
-    trained_app: AppProcess, clips: list[tuple[corpus.Utterance, np.ndarray]]
+    trained_app: AppProcess, clips: list[tuple[espeak_corpus.Utterance, np.ndarray]]
 ) -> None:
     """Two clips streamed at real time, at once: the finals read what was said, from its
     first word (a final that clips its start loses it) to its last."""
@@ -122,7 +124,7 @@ def test_live_finals_hear_the_words_as_the_file_does(
 
 
 def test_the_gradio_api_hears_the_words(
-    trained_app: AppProcess, clips: list[tuple[corpus.Utterance, np.ndarray]], tmp_path: Path
+    trained_app: AppProcess, clips: list[tuple[espeak_corpus.Utterance, np.ndarray]], tmp_path: Path
 ) -> None:
     client = Client(trained_app.url, verbose=False)
     heard = []
@@ -136,7 +138,7 @@ def test_the_gradio_api_hears_the_words(
 
 
 def test_the_batch_cli_hears_the_words(
-    trained_app: AppProcess, clips: list[tuple[corpus.Utterance, np.ndarray]], tmp_path: Path
+    trained_app: AppProcess, clips: list[tuple[espeak_corpus.Utterance, np.ndarray]], tmp_path: Path
 ) -> None:
     for index, (_, audio) in enumerate(clips[:2]):
         (tmp_path / f"clip{index}.wav").write_bytes(wav_bytes(audio))
@@ -156,7 +158,7 @@ def test_word_times_are_where_the_words_were_spoken(trained_app: AppProcess) -> 
     lost, moves every word)."""
     errors: list[float] = []
     for utterance in [u for u in unseen(10, 7) if u.language == "en"]:
-        audio, truth = corpus.spaced_words(utterance)
+        audio, truth = espeak_corpus.spaced_words(utterance)
         answer = httpx.post(
             f"{trained_app.url}/v1/audio/transcriptions",
             files={"file": ("clip.wav", wav_bytes(audio), "audio/wav")},

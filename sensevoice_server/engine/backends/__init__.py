@@ -15,11 +15,6 @@ import numpy as np
 from sensevoice_server.engine.features import Cmvn
 from sensevoice_server.engine.tokens import Vocabulary
 
-# Indices into the model's query embedding (funasr's lid_dict and textnorm_dict); an export
-# carries its own in its metadata (sherpa-onnx's lang_* and with_itn/without_itn keys).
-LANGUAGE_QUERY = {"auto": 0, "zh": 3, "en": 4, "yue": 7, "ja": 11, "ko": 12, "nospeech": 13}
-ITN_QUERY = {True: 14, False: 15}
-
 
 @dataclass(frozen=True)
 class Item:

@@ -65,7 +65,7 @@ class OnnxBackend:
         if missing:
             raise ModelLoadError(
                 f"{model_file}: not a SenseVoice export (its metadata has no "
-                f"{', '.join(missing)}); export one with python -m sensevoice_server.export"
+                f"{', '.join(missing)}); export one with python -m sensevoice_server.cli export"
             )
         self.model_file = model_file
         self.precision = precision
@@ -137,7 +137,7 @@ def export_in_subprocess(
     """The export in a process of its own: tracing needs a deeper stack than a thread has
     (it fails with a SystemError in the engine's thread), and its peak memory (about twice
     the model) is given back to the system when that process ends."""
-    command = [sys.executable, "-m", "sensevoice_server.export", str(source), str(directory)]
+    command = [sys.executable, "-m", "sensevoice_server.cli", "export", str(source), str(directory)]
     if calibration_audio:
         command += ["--calibration-audio", calibration_audio]
     package_root = str(Path(__file__).resolve().parents[3])  # importable from anywhere
@@ -151,5 +151,5 @@ def export_in_subprocess(
     if process.returncode != 0 or not (directory / FILES["fp32"]).exists():
         raise ModelLoadError(
             f"--model {source}: the ONNX export failed (exit {process.returncode}); run "
-            f"python -m sensevoice_server.export {source} to see why, or use --backend torch"
+            f"python -m sensevoice_server.cli export {source} to see why, or use --backend torch"
         )

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from sensevoice_server.engine.backends import ITN_QUERY, LANGUAGE_QUERY, Item
+from sensevoice_server.engine.backends import Item
 from sensevoice_server.engine.features import Cmvn, pad_batch
+from sensevoice_server.engine.queries import ITN_QUERY, LANGUAGE_QUERY
 from sensevoice_server.engine.tokens import Vocabulary
 from sensevoice_server.errors import ModelLoadError
 

@@ -1,4 +1,4 @@
-"""The Batch tab: several files at once, each transcribed on its own (the /api/batch path),
+"""The Several files tab: several files at once, each transcribed on its own (the /api/batch path),
 with progress per file, one table of results and every transcript in one ZIP. It takes what
 the API takes: audio files, and videos by their sound track. The files are removed once read
 (ui/uploads.py), and the list is cleared with them."""
@@ -33,7 +33,7 @@ RESULT_WIDTHS: list[str | int] = ["180px", "100px", "90px", "90px", "50%"]
 EVENT = "transcribe all"  # as the log names it
 
 
-def build_batch_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
+def build_several_files_tab(transcriber: Transcriber, *, max_files: int) -> gr.File:
     """Add the tab's components and events to the gr.Blocks being built; its file input,
     whose uploads are removed once a run has read them (ui/uploads.py)."""
     limit = max_files

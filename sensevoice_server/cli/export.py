@@ -1,0 +1,48 @@
+"""`python -m sensevoice_server.cli export MODEL_DIR [OUT_DIR]`: an ONNX export of a checkpoint.
+
+The server makes the same export by itself at first start with --backend onnx (the CPU
+default) and keeps it under ~/.cache/sensevoice/onnx/ (it runs this command in a subprocess);
+run it yourself to make the export ahead of time, elsewhere, or to hand it to sherpa-onnx
+(the layout and metadata are sherpa-onnx's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sensevoice_server.logs import configure_logging
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a SenseVoiceSmall checkpoint to ONNX (fp32 and int8)",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    export.add_argument("model_dir", type=Path, help="a SenseVoiceSmall checkpoint directory")
+    export.add_argument("out_dir", type=Path, nargs="?",
+                        help="where to write it (default: MODEL_DIR-onnx)")  # fmt: skip
+    export.add_argument("--no-int8", action="store_true", help="fp32 only")
+    export.add_argument("--calibration-audio", type=Path, metavar="DIR",
+                        help="audio that fixes int8's activation scales (default: the "
+                             "synthetic clips shipped in the package)")  # fmt: skip
+    export.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging("info")
+    # imported here: torch and funasr load for this command only, not for every CLI command
+    from sensevoice_server.engine.export import export
+    from sensevoice_server.model_source import check_directory
+
+    try:
+        source = check_directory("model", str(args.model_dir))
+    except Exception as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out_dir or source.with_name(source.name + "-onnx")
+    export(source, out, int8=not args.no_int8, calibration_audio=args.calibration_audio)
+    print(out)
+    return 0
