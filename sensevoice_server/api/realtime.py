@@ -41,7 +41,7 @@ from sensevoice_server.api.websocket_io import ClientGone, send_text
 from sensevoice_server.errors import BadRequest, PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
-from sensevoice_server.live.protocol import Final
+from sensevoice_server.live.events import Heard
 from sensevoice_server.live.session import TurnDetection
 from sensevoice_server.options import LANGUAGES, DecodeOptions, checked_keywords, checked_languages
 from sensevoice_server.pcm import g711_samples, wav_bytes
@@ -402,6 +402,7 @@ class Connection:
         words its partials agree on go out as deltas while it is spoken (realtime_deltas.py);
         its final brings the rest: stopped, committed, added, the last delta, completed."""
         open_items: dict[int, tuple[str, Deltas]] = {}
+        logprobs = stream.session.options.logprobs
         while (event := await stream.session.events.get()) is not None:
             if isinstance(event, StreamError):
                 await self.send(events.error(event.message, event.code, kind="server_error"))
@@ -412,7 +413,7 @@ class Connection:
                                              audio_start_ms=round(event.start * 1000),
                                              item_id=open_items[event.segment][0]))  # fmt: skip
             item, deltas = open_items[event.segment]
-            if not isinstance(event, Final):
+            if not isinstance(event, Heard):
                 if delta := deltas.partial(event.text):
                     await self.send(events.delta(item, delta))
                 continue
@@ -425,7 +426,7 @@ class Connection:
             self.previous_item = item
             delta, transcript = deltas.final(event.text)
             for out in events.transcribed(item, delta, transcript, event.end - event.start,
-                                          events.extras_of(event)):  # fmt: skip
+                                          events.extras_of(event, logprobs)):  # fmt: skip
                 await self.send(out)
 
 

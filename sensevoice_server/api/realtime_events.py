@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from sensevoice_server.formats import logprob_item, speaker_name
-from sensevoice_server.live.protocol import Final
+from sensevoice_server.live.events import Heard
 from sensevoice_server.transcript import Transcript
 
 Event = dict[str, Any]
@@ -67,13 +67,15 @@ def transcribed(item_id: str, last_delta: str, transcript: str, seconds: float,
     return [*([delta(item_id, last_delta)] if last_delta else []), completed, done]
 
 
-def extras_of(final: Final) -> dict[str, Any]:
+def extras_of(heard: Heard, logprobs: bool) -> dict[str, Any]:
     """What SenseVoice hears besides the words; OpenAI's `languages` has no place for an
-    emotion or an event, so they travel as fields of their own."""
-    extras: dict[str, Any] = {"language": final.language, "emotion": final.emotion,
-                              "events": final.events}  # fmt: skip
-    if final.logprobs is not None:  # the session's include asked for them
-        extras["logprobs"] = [logprob_item(s.token, s.logprob) for s in final.logprobs]
+    emotion or an event, so they travel as fields of their own. Logprobs when the session's
+    include asked for them."""
+    extras: dict[str, Any] = {"language": heard.language, "emotion": heard.emotion,
+                              "events": heard.events}  # fmt: skip
+    if logprobs:
+        scores = heard.said.logprobs if heard.said else []
+        extras["logprobs"] = [logprob_item(s.token, s.logprob) for s in scores]
     return extras
 
 

@@ -20,7 +20,7 @@ from sensevoice_server.api.auth import websocket_authorized
 from sensevoice_server.api.deps import LiveSessionsDep, SettingsDep, TranscriberDep
 from sensevoice_server.api.websocket_io import ClientGone, send_text
 from sensevoice_server.errors import PolicyViolation, StreamError, TryAgainLater, UnsupportedData
-from sensevoice_server.live import LiveStream, Stop
+from sensevoice_server.live import LiveStream, Preview, Stop
 from sensevoice_server.live.protocol import (
     CONFIG,
     CONTROL,
@@ -30,6 +30,8 @@ from sensevoice_server.live.protocol import (
     ErrorMessage,
     Ready,
     StreamConfig,
+    final_message,
+    partial_message,
     pcm_samples,
 )
 from sensevoice_server.options import DecodeOptions, checked_keywords, checked_languages
@@ -153,7 +155,7 @@ async def run_session(websocket: WebSocket, stream: LiveStream, config: StreamCo
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(receive_then_finish())
-            group.create_task(send_results(websocket, stream))
+            group.create_task(send_results(websocket, stream, config))
     except BaseExceptionGroup as group:
         raise primary(group) from None
     if ending is not None:
@@ -172,11 +174,14 @@ async def receive_audio(websocket: WebSocket, stream: LiveStream, fmt: str) -> N
         return
 
 
-async def send_results(websocket: WebSocket, stream: LiveStream) -> None:
+async def send_results(websocket: WebSocket, stream: LiveStream, config: StreamConfig) -> None:
     while (event := await stream.session.events.get()) is not None:
         if isinstance(event, StreamError):
             raise event
-        await send(websocket, event)
+        if isinstance(event, Preview):
+            await send(websocket, partial_message(event))
+        else:
+            await send(websocket, final_message(event, config))
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from sensevoice_server.errors import UnsupportedData
+from sensevoice_server.live.events import Heard, Preview
 from sensevoice_server.options import MAX_KEYWORDS, Keyword, Language, Spoken
 
 SAMPLE_RATES = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
@@ -143,6 +144,24 @@ CONFIG = TypeAdapter(StreamConfig)
 CONTROL = TypeAdapter(End)
 SESSION_ID = TypeAdapter(SessionId)
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (Ready, Partial, Final, Done, ErrorMessage)
+
+
+def partial_message(preview: Preview) -> Partial:
+    return Partial(segment=preview.segment, start=preview.start, text=preview.text)
+
+
+def final_message(heard: Heard, config: StreamConfig) -> Final:
+    """What was heard, with the words and token scores the config asked for."""
+    said = heard.said
+    words = [TimedWord(word=w.word, start=w.start, end=w.end, probability=w.probability)
+             for w in (said.words if said else [])]  # fmt: skip
+    scores = [TokenScore(token=t.token, logprob=t.logprob) for t in (said.logprobs if said else [])]
+    return Final(
+        segment=heard.segment, start=heard.start, end=heard.end, text=heard.text,
+        rich=heard.rich, language=heard.language, emotion=heard.emotion, events=heard.events,
+        words=words if config.word_timestamps else None,
+        logprobs=scores if config.logprobs else None,
+    )  # fmt: skip
 
 
 def pcm_samples(data: bytes, fmt: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""One live stream: audio in, `Partial` and `Final` results out, decoded by the one model.
+"""One live stream: audio in, a `Preview` of the open utterance and what was `Heard` in each
+closed one out (events.py), decoded by the one model.
 
 SenseVoiceSmall is not a streaming model, so a `LiveSession` makes it feel like one: the
 `UtteranceCutter` finds where speech starts and ends; while an utterance is open it is
@@ -28,7 +29,7 @@ from sensevoice_server.errors import (
     TryAgainLater,
 )
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
-from sensevoice_server.live.protocol import Final, Partial, TimedWord, TokenScore
+from sensevoice_server.live.events import Event, Heard, Preview
 from sensevoice_server.live.vad import SPEECH_PAD_MS
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.pcm import SAMPLE_RATE
@@ -43,8 +44,6 @@ MAX_PENDING = 30 * SAMPLE_RATE  # closed audio awaiting finals before feed() wai
 BACKPRESSURE_LIMIT_S = 15.0  # longest feed() waits for that; below the WebSocket ping timeout
 BUSY_RETRY_S = 0.25  # a full engine queue: retry a final this often...
 BUSY_LIMIT_S = 30.0  # ...for this long, then give up on the stream
-
-Event = Partial | Final | StreamError
 
 
 class FinalDecoder(Protocol):
@@ -219,11 +218,10 @@ class LiveSession:
         try:
             while (closed := await self._closed.get()) is not None:
                 transcript = await final_decode(self._decoder, closed.audio, self._options)
-                options = self._options
-                self.events.put_nowait(
-                    final_of(closed, transcript, options.word_timestamps, options.logprobs)
-                )
-                self._heard += [shifted(s, seconds(closed.start)) for s in transcript.segments]
+                heard = heard_in(closed, transcript)
+                self.events.put_nowait(heard)
+                if heard.said is not None:
+                    self._heard.append(heard.said)
                 self._unfinished -= 1
                 self._load.finals -= 1
                 async with self._progress:
@@ -300,7 +298,7 @@ class LiveSession:
             segment = transcript.segments[0] if transcript.segments else None
             text = segment.text if segment else ""
             self.events.put_nowait(
-                Partial(segment=utterance.segment, start=seconds(utterance.start), text=text)
+                Preview(segment=utterance.segment, start=seconds(utterance.start), text=text)
             )
 
 
@@ -325,30 +323,12 @@ async def final_decode(
             raise StreamError(error.message, code=error.code) from error
 
 
-def final_of(
-    closed: Closed, transcript: Transcript, words: bool = False, logprobs: bool = False
-) -> Final:
+def heard_in(closed: Closed, transcript: Transcript) -> Heard:
+    """A closed utterance's final decode, in the stream's time."""
     segment = transcript.segments[0] if transcript.segments else None
-    offset = seconds(closed.start)
-    timed = [
-        TimedWord(word=w.word, start=round(w.start + offset, 3), end=round(w.end + offset, 3),
-                  probability=w.probability)
-        for w in (segment.words if segment else [])
-    ]  # fmt: skip
-    return Final(
-        segment=closed.segment,
-        start=seconds(closed.start),
-        end=seconds(closed.end),
-        text=segment.text if segment else "",
-        rich=segment.rich if segment else "",
-        language=segment.language if segment else "",
-        emotion=segment.emotion if segment else "",
-        events=list(segment.events) if segment else [],
-        words=timed if words else None,
-        logprobs=[TokenScore(token=t.token, logprob=t.logprob) for t in segment.logprobs]
-        if logprobs and segment
-        else ([] if logprobs else None),
-    )
+    start = seconds(closed.start)
+    said = shifted(segment, start) if segment else None
+    return Heard(segment=closed.segment, start=start, end=seconds(closed.end), said=said)
 
 
 def shifted(segment: Segment, offset: float) -> Segment:

@@ -25,7 +25,7 @@ import gradio as gr
 import numpy as np
 
 from sensevoice_server.errors import BadRequest, StreamError, UnsupportedData
-from sensevoice_server.live import Final, LiveSessions, LiveStream, Partial, Stop, ready_events
+from sensevoice_server.live import Heard, LiveSessions, LiveStream, Preview, Stop, ready_events
 from sensevoice_server.live.protocol import SAMPLE_RATES
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -62,10 +62,10 @@ class Captions:
         return "\n".join([*lines, f"… {self.partial}"] if self.partial else lines)
 
 
-def caption_line(final: Final) -> str:
+def caption_line(heard: Heard) -> str:
     """`[0.2–2.7 s] en neutral Laughter  text`: a final with its tags."""
-    tags = " ".join(filter(None, [final.language, final.emotion, *final.events]))
-    return f"[{final.start:.1f}–{final.end:.1f} s] {tags}  {final.rich or final.text}".rstrip()
+    tags = " ".join(filter(None, [heard.language, heard.emotion, *heard.events]))
+    return f"[{heard.start:.1f}–{heard.end:.1f} s] {tags}  {heard.rich or heard.text}".rstrip()
 
 
 def mono_float(data: np.ndarray) -> np.ndarray:
@@ -167,9 +167,9 @@ class LiveTab:
     def _show(self, captions: Captions) -> None:
         assert captions.stream is not None
         for event in ready_events(captions.stream.session):
-            if isinstance(event, Partial):
+            if isinstance(event, Preview):
                 captions.partial = event.text
-            elif isinstance(event, Final):
+            elif isinstance(event, Heard):
                 captions.lines.append(caption_line(event))
                 captions.partial = ""
             elif isinstance(event, StreamError):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sensevoice_server.errors import GoingAway, PolicyViolation, TryAgainLater
-from sensevoice_server.live import Final, LiveSessions, ready_events
+from sensevoice_server.live import Heard, LiveSessions, ready_events
 from sensevoice_server.live.rules import AHEAD_ALLOWANCE_S, Activity, Pace
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -36,7 +36,7 @@ async def stream_through(sessions: LiveSessions, samples: np.ndarray, chunk: int
         for start in range(0, samples.size, chunk):
             await stream.feed(samples[start : start + chunk])
         await stream.finish()
-        return [e for e in ready_events(stream.session) if isinstance(e, Final)]
+        return [e for e in ready_events(stream.session) if isinstance(e, Heard)]
 
 
 async def test_each_sentence_becomes_one_tagged_final(app: InProcessApp) -> None:
@@ -199,7 +199,7 @@ async def test_a_drain_gives_an_open_stream_the_finals_of_what_it_sent(app: InPr
         assert "shutting down" in str(refused.value)
         await stream.finish()
         events = ready_events(stream.session)
-    finals = [e for e in events if isinstance(e, Final)]
+    finals = [e for e in events if isinstance(e, Heard)]
     assert [(round(f.start, 1), round(f.end, 1)) for f in finals] == [(0.2, 2.3), (3.2, 4.0)]
     assert events[-1] is None
     assert await waiting is True and sessions.count == 0
