@@ -41,7 +41,7 @@ from sensevoice_server.api.websocket_io import ClientGone, send_text
 from sensevoice_server.errors import BadRequest, PolicyViolation, ServiceError, StreamError
 from sensevoice_server.live import LiveSessions, LiveStream, Stop
 from sensevoice_server.live.audio import Resampler
-from sensevoice_server.live.events import Heard
+from sensevoice_server.live.results import Heard
 from sensevoice_server.live.session import TurnDetection
 from sensevoice_server.options import LANGUAGES, DecodeOptions, checked_keywords, checked_languages
 from sensevoice_server.pcm import g711_samples, wav_bytes

@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from sensevoice_server.formats import logprob_item, speaker_name
-from sensevoice_server.live.events import Heard
+from sensevoice_server.live.results import Heard
 from sensevoice_server.transcript import Transcript
 
 Event = dict[str, Any]

@@ -1,6 +1,6 @@
 """Live transcription: a stream of audio cut into utterances, each decoded for captions.
 
-- `events.py`: what a session reports (a `Preview`, what was `Heard`), which each protocol maps;
+- `results.py`: what a session reports (a `Preview`, what was `Heard`), which each protocol maps;
 - `protocol.py`: `/ws/transcribe`'s every message, the close codes, PCM frames (defined once);
 - `vad.py`: silero VAD over one stream; `audio.py`: gathering, resampling, the stream's buffer;
 - `cutter.py`: utterances from VAD events, cut the same way however the audio is chunked;
@@ -10,8 +10,8 @@
 - `registry.py`: the process's bounded set of streams, the one way to open one, the drain.
 """
 
-from sensevoice_server.live.events import Heard, Preview
 from sensevoice_server.live.registry import LiveSessions
+from sensevoice_server.live.results import Heard, Preview
 from sensevoice_server.live.session import LiveSession, ready_events
 from sensevoice_server.live.stream import LiveStream, Stop
 

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from sensevoice_server.errors import UnsupportedData
-from sensevoice_server.live.events import Heard, Preview
+from sensevoice_server.live.results import Heard, Preview
 from sensevoice_server.options import MAX_KEYWORDS, Keyword, Language, Spoken
 
 SAMPLE_RATES = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)

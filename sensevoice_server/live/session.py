@@ -1,5 +1,5 @@
 """One live stream: audio in, a `Preview` of the open utterance and what was `Heard` in each
-closed one out (events.py), decoded by the one model.
+closed one out (results.py), decoded by the one model.
 
 SenseVoiceSmall is not a streaming model, so a `LiveSession` makes it feel like one: the
 `UtteranceCutter` finds where speech starts and ends; while an utterance is open it is
@@ -29,7 +29,7 @@ from sensevoice_server.errors import (
     TryAgainLater,
 )
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
-from sensevoice_server.live.events import Event, Heard, Preview
+from sensevoice_server.live.results import Event, Heard, Preview
 from sensevoice_server.live.vad import SPEECH_PAD_MS
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.pcm import SAMPLE_RATE

@@ -1,4 +1,4 @@
-"""What a live session reports as the audio goes on, in its own terms.
+"""What a live session reports as the audio goes on, in its own terms: its results.
 
 A session knows utterances, not wire formats: it reports a `Preview` while an utterance is
 open and what was `Heard` once it closes. Each protocol maps these to its own messages:
