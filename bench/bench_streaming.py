@@ -354,12 +354,19 @@ def main() -> None:
         "--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"],
         help="OMP_WAIT_POLICY of the server; unset leaves libgomp's spin-then-sleep default",
     )  # fmt: skip
+    parser.add_argument("--speakers", action="store_true",
+                        help="speaker labels on (full-size CAM++, random weights)")  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
     samples = decode(clip(args.seconds).read_bytes(), LIMITS)
     upload = decode(clip(60).read_bytes(), LIMITS)
     cost = vad_cost(samples)
     env = app_env(args.ncpu, args.backend, live_max_sessions=max(counts) + 1)
+    if args.speakers:
+        from sensevoice_server.testing.campplus import build_campplus
+
+        env |= {"SENSEVOICE_SPEAKERS": "true",
+                "SENSEVOICE_SPEAKER_MODEL": str(build_campplus(OUT / "campplus"))}  # fmt: skip
     # With libgomp's default, torch's threads spin while they wait for each other; when
     # anything else wants the same cores, a decode took 20x longer (measured: 8.8 s instead
     # of 0.38 s for a 2.5 s utterance, ncpu=2 on 2 busy cores). PASSIVE makes them sleep.
@@ -371,7 +378,9 @@ def main() -> None:
         rtf = utterance_rtf(app.url, samples)
         rows, results = measure(app, samples, counts, upload) if "ws" in protocols else ([], {})
         realtime_rows = measure_realtime(app, samples, counts) if "realtime" in protocols else []
-    print(f"\nfull-size checkpoint, CPU, ncpu={args.ncpu}, OMP_WAIT_POLICY={args.omp_wait_policy}, "
+    speakers = ", speaker labels on" if args.speakers else ""
+    print(f"\nfull-size checkpoint{speakers}, CPU, ncpu={args.ncpu}, "
+          f"OMP_WAIT_POLICY={args.omp_wait_policy}, "
           f"{os.cpu_count()} cores, "
           f"{args.seconds} s of speech per stream at real time")  # fmt: skip
     print(f"online VAD (silero, 1 thread): {cost * 1000:.1f} ms CPU per second of audio\n")

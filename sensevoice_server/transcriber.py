@@ -193,6 +193,20 @@ class Transcriber:
         result = await self._run(samples, options, use_vad=False, priority=priority)
         return result.transcript
 
+    @property
+    def labels_speakers(self) -> bool:
+        return self.settings.speakers
+
+    async def speaker_embedding(self, samples: np.ndarray) -> np.ndarray | None:
+        """A live utterance's speaker embedding (speaker labels on): CAM++ on the VAD thread,
+        while the model thread decodes its final."""
+        future = self.engine.embed(samples)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
     # --- shared ---------------------------------------------------------------------------
     async def _run(
         self,

@@ -10,9 +10,10 @@ server VAD the stream is cut with the session's `threshold`, `silence_duration_m
 `prefix_padding_ms` (the server's live settings unless the session sets them), and a commit
 closes the utterance spoken so far.
 
-With speaker labels on, a manual commit's segments come as `.segment` events with their
-speakers; what this version leaves out (see the README): speakers under server VAD, whose
-utterances are decoded one at a time.
+With speaker labels on, each item's segments come as `.segment` events with their speakers
+before it completes: a manual commit is diarized as an upload is; under server VAD each
+utterance is labelled as it closes, against the speakers heard so far in the session
+(live/speakers.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sensevoice_server.options import LANGUAGES, DecodeOptions, checked_keywords
 from sensevoice_server.pcm import g711_samples, wav_bytes
 from sensevoice_server.settings import Settings
 from sensevoice_server.transcriber import Transcriber
+from sensevoice_server.transcript import Transcript
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -425,6 +427,9 @@ class Connection:
                 await self.send(out)
             self.previous_item = item
             delta, transcript = deltas.final(event.text)
+            said = Transcript(event.end - event.start, [event.said] if event.said else [])
+            for out in events.speaker_segments(item, said, offset=event.start):
+                await self.send(out)
             for out in events.transcribed(item, delta, transcript, event.end - event.start,
                                           events.extras_of(event, logprobs)):  # fmt: skip
                 await self.send(out)

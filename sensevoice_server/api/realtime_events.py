@@ -79,13 +79,15 @@ def extras_of(heard: Heard, logprobs: bool) -> dict[str, Any]:
     return extras
 
 
-def speaker_segments(item_id: str, transcript: Transcript) -> list[Event]:
-    """With speaker labels on, each segment of a committed item with its speaker (OpenAI's
-    `.segment` event, as its diarizing model sends them before the item completes)."""
+def speaker_segments(item_id: str, transcript: Transcript, offset: float = 0.0) -> list[Event]:
+    """With speaker labels on, each segment of an item with its speaker (OpenAI's `.segment`
+    event, as its diarizing model sends them before the item completes), in seconds of the
+    item's audio (`offset`: where the item starts in the segments' time)."""
     return [
         event("conversation.item.input_audio_transcription.segment", item_id=item_id,
-              content_index=0, id=new_id("seg"), start=segment.start, end=segment.end,
-              text=segment.text, speaker=speaker_name(segment.speaker))
+              content_index=0, id=new_id("seg"), start=round(segment.start - offset, 3),
+              end=round(segment.end - offset, 3), text=segment.text,
+              speaker=speaker_name(segment.speaker))
         for segment in transcript.segments
         if segment.speaker is not None
     ]  # fmt: skip

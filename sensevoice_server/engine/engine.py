@@ -20,6 +20,7 @@ import numpy as np
 from sensevoice_server.engine.batcher import Batcher
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.jobs import (
+    EmbedJob,
     EngineResult,
     Job,
     Priority,
@@ -159,6 +160,16 @@ class Engine:
             self.workers.vad_jobs.put(job)
         else:
             self._batcher.put(job.whole())
+        return job.future
+
+    def embed(self, audio: np.ndarray) -> Future[np.ndarray | None]:
+        """A live utterance's speaker embedding, from the VAD thread (speaker labels on)."""
+        if not self._settings.speakers:
+            raise RuntimeError("speaker labels are off")
+        if not (self.loaded and self.workers.threads[0].is_alive()):
+            raise NotReady("The model is not loaded yet (or the server is shutting down).")
+        job = EmbedJob(audio)
+        self.workers.vad_jobs.put(job)
         return job.future
 
     def _answered(self, _: Future[EngineResult]) -> None:

@@ -131,6 +131,19 @@ class Job:
 
 
 @dataclass(eq=False)
+class EmbedJob:
+    """A live utterance's speaker embedding, for the VAD thread (which holds CAM++); None
+    when nothing in it can be embedded (too short, or digital silence)."""
+
+    audio: np.ndarray
+    future: Future[np.ndarray | None] = field(default_factory=Future)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
+
+
+@dataclass(eq=False)
 class WorkItem:
     """One segment of one job, ready for the model."""
 

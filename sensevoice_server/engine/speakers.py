@@ -55,6 +55,12 @@ class SpeakerLabeler:
                   for i in range(len(segments))]  # fmt: skip
         return [int(label) for label in correct_labels(filled)]
 
+    def embedding(self, samples: np.ndarray) -> np.ndarray | None:
+        """One utterance's embedding (unit length): the mean of its windows, as a segment's
+        in `label`; a live session clusters these as they come (live/speakers.py)."""
+        whole = [(0.0, samples.size * 1000 / SAMPLE_RATE)]
+        return self._segment_embeddings(samples, whole, 0).get(0)
+
     def _segment_embeddings(
         self, samples: np.ndarray, segments: list[tuple[float, float]], min_ms: int
     ) -> dict[int, np.ndarray]:

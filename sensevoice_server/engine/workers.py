@@ -5,6 +5,7 @@ invariants 1 and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs in
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -19,7 +20,7 @@ from sensevoice_server.engine.batcher import Batcher
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.decoder import Decoder
 from sensevoice_server.engine.fingerprint import fingerprint, identify
-from sensevoice_server.engine.jobs import Job
+from sensevoice_server.engine.jobs import EmbedJob, Job
 from sensevoice_server.engine.loading import load_backend
 from sensevoice_server.engine.segmenter import Segmenter
 from sensevoice_server.engine.vad import Stopped
@@ -38,7 +39,7 @@ class Workers:
         self.backend_name, self.precision = backend
         self.batcher = batcher
         self._on_fatal = on_fatal
-        self.vad_jobs: queue.Queue[Job | None] = queue.Queue()
+        self.vad_jobs = VadQueue()
         self.loaded = {"vad": threading.Event(), "model": threading.Event()}
         self.threads = [
             threading.Thread(target=self._run_vad, name="sensevoice-vad", daemon=True),
@@ -64,6 +65,9 @@ class Workers:
         while (job := self.vad_jobs.get()) is not None:
             if job.cancelled:
                 continue
+            if isinstance(job, EmbedJob):
+                self._embed(job)
+                continue
             self.segmenting = job
             try:
                 items = self.segmenter.items(job)
@@ -81,6 +85,13 @@ class Workers:
 
     def _load_vad(self) -> None:
         self.segmenter = Segmenter(self._settings, WARM_UP)
+
+    def _embed(self, job: EmbedJob) -> None:
+        assert self.segmenter is not None and self.segmenter.speakers is not None
+        try:
+            job.future.set_result(self.segmenter.speakers.embedding(job.audio))
+        except Exception as error:  # the caller gets it; the thread lives on
+            job.future.set_exception(error)
 
     # --- the model's thread -------------------------------------------------------------
     def _run_model(self) -> None:
@@ -135,3 +146,26 @@ class Workers:
             **self.segmenter.identity(),
             **self.backend.identity(),
         }
+
+
+class VadQueue:
+    """The VAD thread's work: live speaker embeddings ahead of uploads (a caption waits for
+    its speaker), each kind in order, and the end (None) after everything queued.
+
+    A gap queue.PriorityQueue leaves: it would compare the jobs themselves on a tie, so each
+    entry carries a sequence number."""
+
+    EMBED, UPLOAD, END = 0, 1, 2
+
+    def __init__(self) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Job | EmbedJob | None]] = (
+            queue.PriorityQueue()
+        )
+        self._count = itertools.count()
+
+    def put(self, job: Job | EmbedJob | None) -> None:
+        kind = self.END if job is None else self.EMBED if isinstance(job, EmbedJob) else self.UPLOAD
+        self._queue.put((kind, next(self._count), job))
+
+    def get(self) -> Job | EmbedJob | None:
+        return self._queue.get()[2]

@@ -124,6 +124,10 @@ class Final(BaseModel):
         None, description="When the config asked for logprobs: each token's.",
         exclude_if=lambda logprobs: logprobs is None,
     )  # fmt: skip
+    speaker: int | None = Field(
+        None, description="When the server labels speakers: 0, 1, ... by first appearance "
+        "in this session.", exclude_if=lambda speaker: speaker is None,
+    )  # fmt: skip
 
 
 class Done(BaseModel):
@@ -160,7 +164,7 @@ def final_message(heard: Heard, config: StreamConfig) -> Final:
         segment=heard.segment, start=heard.start, end=heard.end, text=heard.text,
         rich=heard.rich, language=heard.language, emotion=heard.emotion, events=heard.events,
         words=words if config.word_timestamps else None,
-        logprobs=scores if config.logprobs else None,
+        logprobs=scores if config.logprobs else None, speaker=said.speaker if said else None,
     )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from sensevoice_server.errors import (
 )
 from sensevoice_server.live.cutter import Closed, Utterance, UtteranceCutter
 from sensevoice_server.live.results import Event, Heard, Preview
+from sensevoice_server.live.speakers import SpeakerTrack
 from sensevoice_server.live.vad import SPEECH_PAD_MS
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.pcm import SAMPLE_RATE
@@ -47,11 +48,17 @@ BUSY_LIMIT_S = 30.0  # ...for this long, then give up on the stream
 
 
 class FinalDecoder(Protocol):
-    """What a session needs of the Transcriber: one utterance to a transcript."""
+    """What a session needs of the Transcriber: one utterance to a transcript, and with
+    speaker labels on, its speaker embedding."""
+
+    @property
+    def labels_speakers(self) -> bool: ...
 
     async def transcribe_utterance(
         self, samples: np.ndarray, options: DecodeOptions, *, partial: bool = False
     ) -> Transcript: ...
+
+    async def speaker_embedding(self, samples: np.ndarray) -> np.ndarray | None: ...
 
 
 @dataclass
@@ -136,6 +143,7 @@ class LiveSession:
         self._finals_stopped = False
         self.events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._heard: list[Segment] = []  # every final's segment, in stream time
+        self._speakers = SpeakerTrack() if decoder.labels_speakers else None
 
     @property
     def next_segment(self) -> int:
@@ -217,8 +225,8 @@ class LiveSession:
         """Decode closed utterances one after the other, so finals come out in order."""
         try:
             while (closed := await self._closed.get()) is not None:
-                transcript = await final_decode(self._decoder, closed.audio, self._options)
-                heard = heard_in(closed, transcript)
+                transcript, speaker = await self._final_and_speaker(closed)
+                heard = heard_in(closed, transcript, speaker)
                 self.events.put_nowait(heard)
                 if heard.said is not None:
                     self._heard.append(heard.said)
@@ -236,6 +244,28 @@ class LiveSession:
             self._finals_stopped = True
             async with self._progress:
                 self._progress.notify_all()
+
+    async def _final_and_speaker(self, closed: Closed) -> tuple[Transcript, int | None]:
+        """The final decode, and beside it (the VAD thread holds CAM++, the model thread the
+        model) the utterance's speaker embedding when speaker labels are on."""
+        final = final_decode(self._decoder, closed.audio, self._options)
+        if self._speakers is None:
+            return await final, None
+        transcript, embedding = await asyncio.gather(final, self._embedding(closed.audio))
+        if not transcript.segments:
+            return transcript, None  # nothing heard: no speaker to track
+        return transcript, self._speakers.label(embedding, closed.audio.size / SAMPLE_RATE)
+
+    async def _embedding(self, audio: np.ndarray) -> np.ndarray | None:
+        """None when it cannot be had (a drain, a failure): the speaker is then the previous
+        utterance's, and the final is not lost for it."""
+        try:
+            return await self._decoder.speaker_embedding(audio)
+        except ServiceError:
+            return None
+        except Exception:
+            log.exception("speaker embedding failed")
+            return None
 
     async def _wait_for_capacity(self) -> None:
         if self._pending <= MAX_PENDING:
@@ -323,11 +353,11 @@ async def final_decode(
             raise StreamError(error.message, code=error.code) from error
 
 
-def heard_in(closed: Closed, transcript: Transcript) -> Heard:
-    """A closed utterance's final decode, in the stream's time."""
+def heard_in(closed: Closed, transcript: Transcript, speaker: int | None = None) -> Heard:
+    """A closed utterance's final decode, in the stream's time, with its speaker."""
     segment = transcript.segments[0] if transcript.segments else None
     start = seconds(closed.start)
-    said = shifted(segment, start) if segment else None
+    said = replace(shifted(segment, start), speaker=speaker) if segment else None
     return Heard(segment=closed.segment, start=start, end=seconds(closed.end), said=said)
 
 

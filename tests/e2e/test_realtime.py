@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
+from sensevoice_server.cli.stream import stream_samples
 from sensevoice_server.live.protocol import pcm16_bytes
 from sensevoice_server.testing.servers import AppProcess, run_app
 from tests.support.keys import KEY
@@ -381,23 +382,45 @@ async def test_included_logprobs_come_with_each_completed_transcript(
                           for t in tokens)  # fmt: skip
 
 
-async def test_with_speaker_labels_a_commit_sends_each_segment_with_its_speaker(
+async def test_with_speaker_labels_each_item_sends_its_segments_with_their_speakers(
     model_env: dict[str, str], campplus_model: Path, tmp_path: Path
 ) -> None:
-    """Speaker labels on: a committed buffer is diarized as an upload is, and each of its
-    segments comes as OpenAI's `.segment` event with its speaker before the item completes.
-    (Under server VAD each utterance is decoded alone: no speaker to cluster it with.)"""
+    """Speaker labels on: a committed buffer is diarized as an upload is, and under server
+    VAD each utterance is labelled as it closes, against the speakers the session has heard;
+    either way each segment comes as OpenAI's `.segment` event with its speaker before its
+    item completes, in seconds of the item's audio. `/ws/transcribe`'s finals carry the same
+    labels. (The test's CAM++ has random weights, which hear one voice: S1 throughout.)"""
     env = {**model_env, "SENSEVOICE_SPEAKERS": "true",
            "SENSEVOICE_SPEAKER_MODEL": str(campplus_model)}  # fmt: skip
+    audio = np.concatenate([load("en.wav"), np.zeros(16000, np.float32)])
     with run_app(env, tmp_path) as app:
         async with session(app) as connection:
             await connection.send(update({"type": "audio/pcm", "rate": 24000}, None))
             await receive(connection, "session.updated")
             await append(connection, pcm16_bytes(resampled(load("en.wav"), 24000)), 24000, 2, 50)
             await connection.send({"type": "input_audio_buffer.commit"})
-            got = await receive(connection, "conversation.item.input_audio_transcription.completed")
-    segments = [e for e in got if e["type"].endswith("input_audio_transcription.segment")]
-    assert segments and {s["speaker"] for s in segments} == {"S1"}
-    kinds = [e["type"] for e in got]
-    assert kinds.index(segments[-1]["type"]) < kinds.index(got[-1]["type"])
-    assert " ".join(s["text"] for s in segments).split() == got[-1]["transcript"].split()
+            committed = await receive(
+                connection, "conversation.item.input_audio_transcription.completed"
+            )
+        async with session(app) as connection:
+            await connection.send(
+                update({"type": "audio/pcm", "rate": 24000}, {"type": "server_vad"})
+            )
+            await receive(connection, "session.updated")
+            await append(connection, pcm16_bytes(resampled(audio, 24000)), 24000, 2, 4)
+            spoken = await receive(
+                connection, "conversation.item.input_audio_transcription.completed", 2
+            )
+        finals = [m for m in await stream_samples(app.url, audio, speed=0) if m["type"] == "final"]
+    for got, count in ((committed, 1), (spoken, 2)):
+        completed = [e for e in got if e["type"].endswith("transcription.completed")]
+        assert len(completed) == count
+        for done in completed:
+            segments = [e for e in got if e["type"].endswith("transcription.segment")
+                        and e["item_id"] == done["item_id"]]  # fmt: skip
+            assert segments and {s["speaker"] for s in segments} == {"S1"}
+            assert got.index(segments[-1]) < got.index(done)
+            assert " ".join(s["text"] for s in segments).split() == done["transcript"].split()
+            assert all(0 <= s["start"] < s["end"] <= done["usage"]["seconds"] + 0.01
+                       for s in segments)  # fmt: skip
+    assert len(finals) == 2 and {f["speaker"] for f in finals} == {0}

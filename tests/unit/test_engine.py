@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from sensevoice_server.engine import Engine, Priority
+from sensevoice_server.engine.jobs import EmbedJob, Job
+from sensevoice_server.engine.workers import VadQueue
 from sensevoice_server.errors import Busy
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -187,3 +189,14 @@ def test_results_do_not_depend_on_the_batch(settings: Settings) -> None:
             ]
     finally:
         batching.close(timeout=30)
+
+
+def test_the_vad_thread_takes_live_speaker_embeddings_before_uploads_and_ends_last() -> None:
+    """A caption waits for its speaker; an hour's upload queued before it must not."""
+    audio = np.zeros(1600, np.float32)
+    first, second = (Job(audio, DecodeOptions(), Priority.UPLOAD, True) for _ in range(2))
+    embed = EmbedJob(audio)
+    queue = VadQueue()
+    for job in (first, None, second, embed):
+        queue.put(job)
+    assert [queue.get() for _ in range(4)] == [embed, first, second, None]
