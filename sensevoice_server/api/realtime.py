@@ -55,6 +55,7 @@ router = APIRouter(tags=["streaming"])
 RATES = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 LOGPROBS = "item.input_audio_transcription.logprobs"
 MAX_PREFIX_PADDING_MS = 500  # the live cutter keeps half a second of audio while silent
+IDLE_TIMEOUT_MS = (5_000, 30_000)  # OpenAI's bounds for server_vad's idle_timeout_ms
 
 
 def server_vad(turns: TurnDetection) -> dict[str, Any]:
@@ -95,6 +96,13 @@ def checked_detection(detection: Any, defaults: dict[str, Any]) -> dict[str, Any
         ):
             raise BadEvent(f"turn_detection.{name} must be a number from {low} to {high}.",
                            "invalid_value", f"{param}.{name}")  # fmt: skip
+    idle = merged.get("idle_timeout_ms")
+    if idle is not None and (not isinstance(idle, int) or isinstance(idle, bool)
+                             or not IDLE_TIMEOUT_MS[0] <= idle <= IDLE_TIMEOUT_MS[1]):  # fmt: skip
+        low, high = IDLE_TIMEOUT_MS
+        raise BadEvent(f"turn_detection.idle_timeout_ms must be an integer from {low} to "
+                       f"{high}, or null.", "invalid_value",
+                       f"{param}.idle_timeout_ms")  # fmt: skip
     return merged
 
 
@@ -233,6 +241,7 @@ class Connection:
         self.config = SessionConfig(settings.served_model_name, defaults, defaults)
         self.configured = False
         self.previous_item: str | None = None
+        self.timed_out_at = 0.0  # seconds of audio where the last idle timeout fired
         self.stream: LiveStream | None = None
         self.manual: list[np.ndarray] = []  # resampled audio awaiting a commit
         self.resampler: Resampler | None = None
@@ -355,6 +364,32 @@ class Connection:
             except StreamError as refused:  # the session limit, or a drain: closed
                 raise Stop(refused) from None
         await self.stream.feed(samples)
+        await self.time_out_if_idle(self.stream)
+
+    async def time_out_if_idle(self, stream: LiveStream) -> None:
+        """server_vad's `idle_timeout_ms`: after that much audio with no speech since the last
+        item (or the last timeout), `timeout_triggered` and the silent stretch committed as
+        an item, as OpenAI does. Where OpenAI's model would then respond, a transcription
+        session has nothing to say: the item's transcript is empty."""
+        assert self.config.turn_detection is not None
+        idle_ms = self.config.turn_detection.get("idle_timeout_ms")
+        quiet = stream.session.quiet_since()
+        if not idle_ms or quiet is None:
+            return
+        start, now = max(quiet, self.timed_out_at), stream.session.audio_s
+        if (now - start) * 1000 < idle_ms:
+            return
+        self.timed_out_at = now
+        item = events.new_id("item")
+        await self.send(events.event("input_audio_buffer.timeout_triggered",
+                                     audio_start_ms=round(start * 1000),
+                                     audio_end_ms=round(now * 1000), item_id=item))  # fmt: skip
+        for out in events.committed(item, self.previous_item):
+            await self.send(out)
+        self.previous_item = item
+        silent = {"language": "nospeech", "emotion": "", "events": []}
+        for out in events.transcribed(item, "", "", now - start, silent):
+            await self.send(out)
 
     async def commit(self) -> None:
         if self.config.turn_detection is not None:

@@ -61,6 +61,7 @@ class UtteranceCutter:
         self._closed: list[Closed] = []
         self.open: Utterance | None = None
         self.next_segment = first_segment
+        self.quiet_since = 0  # the sample where the last utterance closed (0: none yet)
 
     @property
     def end(self) -> int:
@@ -130,6 +131,7 @@ class UtteranceCutter:
 
     def _close_at(self, end: int) -> None:
         utterance, self.open = self.open, None
+        self.quiet_since = end
         assert utterance is not None
         audio = self._audio.slice(utterance.start, end)
         if audio.size < MIN_UTTERANCE:

@@ -154,6 +154,18 @@ class LiveSession:
         """What each utterance is decoded with (fixed for the stream)."""
         return self._options
 
+    @property
+    def audio_s(self) -> float:
+        """Seconds of audio taken so far."""
+        return seconds(self._cutter.end)
+
+    def quiet_since(self) -> float | None:
+        """Where (seconds) the stream has been quiet since: the end of its last utterance,
+        or 0. None while an utterance is open or still awaits its final."""
+        if self._cutter.open is not None or self._unfinished:
+            return None
+        return seconds(self._cutter.quiet_since)
+
     def transcript(self) -> Transcript:
         """Everything finalised so far, as one transcript in the stream's time (downloads)."""
         return Transcript(duration=seconds(self._cutter.end), segments=list(self._heard))

@@ -348,14 +348,44 @@ async def test_a_commit_under_server_vad_closes_the_utterance_spoken_so_far(
     assert [e["type"] for e in late].count("input_audio_buffer.committed") >= 1
 
 
+async def test_idle_timeout_commits_the_quiet_after_the_last_item_as_an_empty_item(
+    app_server: AppProcess,
+) -> None:
+    """server_vad's idle_timeout_ms, as OpenAI's: 6 s of silence after a sentence with a 5 s
+    timeout gives `timeout_triggered` naming the quiet stretch from the sentence's end, then
+    that stretch as an item with an empty transcript; the clock restarts there."""
+    sentence = load("en.wav")[: int(2.6 * 16000)]  # en.wav's first sentence
+    audio = np.concatenate([sentence, np.zeros(6 * 16000, np.float32)])
+    detection = {"type": "server_vad", "idle_timeout_ms": 5000}
+    async with session(app_server) as connection:
+        await connection.send(update({"type": "audio/pcm", "rate": 24000}, detection))
+        updated = await receive(connection, "session.updated")
+        await append(connection, pcm16_bytes(resampled(audio, 24000)), 24000, 2, 5.0)
+        got = await receive(connection, "conversation.item.input_audio_transcription.completed", 2)
+    turn = updated[-1]["session"]["audio"]["input"]["turn_detection"]
+    assert turn["idle_timeout_ms"] == 5000
+    [timeout] = [e for e in got if e["type"] == "input_audio_buffer.timeout_triggered"]
+    spoken, quiet = [e for e in got if e["type"].endswith("transcription.completed")]
+    assert spoken["transcript"] and quiet["transcript"] == ""
+    assert quiet["item_id"] == timeout["item_id"] != spoken["item_id"]
+    stopped = next(e for e in got if e["type"] == "input_audio_buffer.speech_stopped")
+    assert timeout["audio_start_ms"] == stopped["audio_end_ms"]
+    assert 5000 <= timeout["audio_end_ms"] - timeout["audio_start_ms"] < 5200
+    committed = [e for e in got if e["type"] == "input_audio_buffer.committed"]
+    assert committed[-1]["item_id"] == quiet["item_id"]
+    assert committed[-1]["previous_item_id"] == spoken["item_id"]
+
+
 async def test_turn_detection_values_out_of_range_are_refused(app_server: AppProcess) -> None:
     async with session(app_server) as connection:
-        for wrong in ({"threshold": 2}, {"prefix_padding_ms": 900}, {"silence_duration_ms": "x"}):
+        wrongs: list[Event] = [{"threshold": 2}, {"prefix_padding_ms": 900},
+                               {"silence_duration_ms": "x"}, {"idle_timeout_ms": 100}]  # fmt: skip
+        for wrong in wrongs:
             await connection.send(update({"type": "audio/pcm", "rate": 24000},
                                          {"type": "server_vad", **wrong}))  # fmt: skip
-        errors = [e for e in await receive(connection, "error", 3) if e["type"] == "error"]
+        errors = [e for e in await receive(connection, "error", 4) if e["type"] == "error"]
     assert [e["error"]["param"].rsplit(".", 1)[-1] for e in errors] == [
-        "threshold", "prefix_padding_ms", "silence_duration_ms"]  # fmt: skip
+        "threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"]  # fmt: skip
 
 
 @pytest.mark.parametrize("turn_detection", [{"type": "server_vad"}, None], ids=["vad", "manual"])
