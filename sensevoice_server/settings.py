@@ -257,9 +257,9 @@ class Settings(BaseSettings):
         """The device `auto` stands for on this machine."""
         if self.device != "auto":
             return self.device
-        import torch
+        from sensevoice_server.gpu import cuda_usable
 
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return "cuda:0" if cuda_usable() else "cpu"
 
 
 # --- the command line -----------------------------------------------------------------------

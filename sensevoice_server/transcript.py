@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sensevoice_server.rich_text import rich_transcription_postprocess
+
 TAG = re.compile(r"<\|([^|<>]*)\|>")
 LANGUAGE_TAGS = frozenset({"zh", "en", "yue", "ja", "ko", "nospeech"})
 EMOTION_TAGS = {
@@ -69,10 +71,6 @@ class Segment:
 
     @property
     def rich(self) -> str:
-        # Imported here: `import funasr` costs ~6 s, which the engine's worker thread pays
-        # while the server already answers /health.
-        from funasr.utils.postprocess_utils import rich_transcription_postprocess
-
         return rich_transcription_postprocess(self.raw) if self.raw else ""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,11 +57,10 @@ class Workers:
 
     # --- the VAD thread -----------------------------------------------------------------
     def _run_vad(self) -> None:
-        import torch
-
-        torch.set_num_threads(1)  # per thread; the model's thread has its own
         if not self._load("vad", self._load_vad):
             return
+        if (torch := sys.modules.get("torch")) is not None:  # a VAD run by funasr, in torch
+            torch.set_num_threads(1)  # per thread; the model's thread has its own
         assert self.segmenter is not None
         while (job := self.vad_jobs.get()) is not None:
             if job.cancelled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sensevoice_server.rich_text import rich_transcription_postprocess as rich
+
 EMOTIONS = {"HAPPY": "happy", "SAD": "sad", "ANGRY": "angry", "FEARFUL": "fearful",
             "DISGUSTED": "disgusted", "SURPRISED": "surprised"}  # fmt: skip
 EVENTS = {"BGM": "music in the background", "Applause": "applause", "Laughter": "laughter",
@@ -10,8 +12,6 @@ EVENTS = {"BGM": "music in the background", "Applause": "applause", "Laughter": 
 
 def legend_markdown() -> str:
     """A Markdown table of the emoji funasr's rich_transcription_postprocess writes."""
-    from funasr.utils.postprocess_utils import rich_transcription_postprocess as rich
-
     rows = ["| emoji | means | where |", "|---|---|---|"]
     for tag, meaning in EMOTIONS.items():
         emoji = rich(f"<|en|><|{tag}|><|Speech|><|withitn|>x").replace("x", "")
