@@ -186,7 +186,7 @@ def openai_segment(index: int, segment: Segment) -> dict[str, Any]:
     logprobs = [item.logprob for item in segment.logprobs]
     out: dict[str, Any] = {
         "id": index, "seek": 0, "start": segment.start, "end": segment.end,
-        "text": segment.rich, "tokens": [], "temperature": 0.0,
+        "text": segment.rich, "plain_text": segment.text, "tokens": [], "temperature": 0.0,
         "avg_logprob": round(sum(logprobs) / len(logprobs), 4) if logprobs else 0.0,
         "compression_ratio": 0.0, "no_speech_prob": 0.0 if segment.text else 1.0,
         "language": segment.language, "emotion": segment.emotion, "events": segment.events,

@@ -1,11 +1,14 @@
 """`python -m sensevoice_server.cli corpus INPUT... --out DIR`: label a speech corpus.
 
 INPUT is audio files, folders (searched recursively) or text files listing paths (one per
-line, relative to the list's folder). The model runs in this process and loads once. DIR
-gets a manifest people can train on: files.jsonl (path, sha256, status, error, duration,
-language: one row per input file) and segments.jsonl (sha256, path, start, end, text with
-SenseVoice's emotion and event marks, plain_text, language, emotion, events, and words or
-speaker when asked for). Work is keyed by content: a rerun does nothing for files already
+line, relative to the list's folder). The model runs in this process and loads once, or
+on a running server (--url: its cache and queue apply), or on a Ray cluster (--ray: an
+actor pool, each actor one engine; sensevoice_server/corpus_ray.py), with the same rows.
+DIR gets a manifest people can train on: files.jsonl (path, sha256, status, error,
+duration, language: one row per input file) and segments.jsonl (sha256, path, start, end,
+text with SenseVoice's emotion and event marks, plain_text, language, emotion, events, and
+words or speaker when asked for), or the same columns as Parquet shards (--format
+parquet). Work is keyed by content: a rerun does nothing for files already
 done, a new or changed file is transcribed, two paths with the same bytes are transcribed
 once and both listed, a file that failed is tried again only with --retry-failed. Rows are
 appended as each file finishes; a crash loses the file in flight, and the rerun finishes
@@ -18,12 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib.util
 import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sensevoice_server.cli.batch import (
     FILE_LIMIT_MB,
@@ -33,8 +38,9 @@ from sensevoice_server.cli.batch import (
     started_transcriber,
 )
 from sensevoice_server.cli.files import find_audio, read_input
-from sensevoice_server.corpus_manifest import Manifest
-from sensevoice_server.errors import BadRequest, ServiceError
+from sensevoice_server.cli.stream import add_server_arguments
+from sensevoice_server.corpus_manifest import FORMATS, Manifest
+from sensevoice_server.errors import BadRequest, ServiceError, StartupError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.transcript import Transcript
 
@@ -56,7 +62,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     corpus.add_argument("--shard", type=shard, default=(1, 1), metavar="I/N",
                         help="take the I-th of N parts of the inputs (1/1: all)")  # fmt: skip
     corpus.add_argument("--words", action="store_true", help="word times in segment rows")
+    corpus.add_argument("--format", choices=FORMATS, default="jsonl",
+                        help="rows as JSON Lines (default) or Parquet shards")  # fmt: skip
     add_decode_arguments(corpus)
+    add_server_arguments(corpus, default=None)
+    ray = corpus.add_argument_group("Ray (pip install .[ray])")
+    ray.add_argument("--ray", metavar="ADDRESS",
+                     help="run on this Ray cluster (auto: the one this machine is in)")  # fmt: skip
+    ray.add_argument("--actors", type=positive(int), default=1,
+                     help="transcribing actors, each one engine (default 1)")  # fmt: skip
+    ray.add_argument("--cpus-per-actor", type=positive(float), default=1.0, metavar="N",
+                     help="CPUs reserved for each actor, its threads too (default 1)")  # fmt: skip
+    ray.add_argument("--gpus-per-actor", type=positive(float, zero=True), default=0.0,
+                     metavar="N", help="GPUs for each actor (default 0)")  # fmt: skip
     add_app_arguments(corpus)
     corpus.set_defaults(run=run)
 
@@ -72,12 +90,36 @@ def shard(text: str) -> tuple[int, int]:
     return index, total
 
 
+def positive(kind: Callable[[str], float], *, zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number above 0 (or from 0, with `zero`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: must be {'0 or' if zero else ''} more than 0"
+            )
+        return value
+
+    return parse
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
+    if args.ray and args.url:
+        print("error: --ray and --url are two ways to run the job: choose one", file=sys.stderr)
+        return 2
     try:
         keywords, languages = biasing_of(args)
     except (OSError, UnicodeDecodeError, BadRequest) as error:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+    missing = needed_packages(args)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     paths = in_shard(listed_inputs(args.inputs), *args.shard)
     if not paths:
@@ -85,11 +127,44 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = DecodeOptions(args.language, not args.no_itn, word_timestamps=args.words,
                             keywords=keywords, languages=languages)  # fmt: skip
-    manifest = Manifest.open(args.out)
-    counts = asyncio.run(label_all(paths, manifest, options, args))
+    manifest = Manifest.open(args.out, args.format)
+    try:
+        counts = label(paths, manifest, options, args)
+    except StartupError as error:  # the model, or the cluster, could not be reached
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        manifest.close()
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
     print(f"{len(paths)} files: {summary}; manifest in {args.out}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def needed_packages(args: argparse.Namespace) -> str:
+    """What the flags need that is not installed, in words ("" when nothing is missing)."""
+    if args.ray and importlib.util.find_spec("ray") is None:
+        return "--ray needs Ray: pip install .[ray]"
+    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        return "--format parquet needs pyarrow: pip install .[ray] (or pyarrow alone)"
+    return ""
+
+
+def label(
+    paths: list[Path], manifest: Manifest, options: DecodeOptions, args: argparse.Namespace
+) -> Counter[str]:
+    """Every file's rows, by the model in this process, on a Ray cluster or by a server."""
+    if args.ray:
+        from sensevoice_server.corpus_ray import label_on_ray
+
+        return label_on_ray(paths, manifest, options, args)
+    labeller: Labeller
+    if args.url:
+        from sensevoice_server.cli.corpus_remote import Remote
+
+        labeller = Remote(options, args)
+    else:
+        labeller = InProcess(options, args)
+    return asyncio.run(label_all(paths, manifest, labeller, args.retry_failed))
 
 
 def listed_inputs(inputs: list[Path]) -> list[Path]:
@@ -117,39 +192,82 @@ def path_hash(path: Path) -> int:
     return int(hashlib.sha256(str(path).encode()).hexdigest()[:8], 16)
 
 
+class Tally:
+    """Files by what was done with them, and one progress line per file as it is settled."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.counts: Counter[str] = Counter()
+        self.started = time.monotonic()
+
+    def note(self, path: str | Path, kind: str) -> None:
+        self.counts[kind] += 1
+        number = self.counts.total()
+        rate = number / max(time.monotonic() - self.started, 1e-9)
+        print(f"[{number}/{self.total}] {path}: {kind} ({rate:.1f} files/s)", file=sys.stderr)
+
+
+class Labeller(Protocol):
+    """Who transcribes a file for label_all: the model in this process or a server."""
+
+    async def rows(
+        self, path: str, sha: str, data: bytes
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The file's row and its segment rows; raises ServiceError for a file that fails."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class InProcess:
+    """The app's Transcriber in this process, loaded when the first file needs it (a rerun
+    with nothing to do loads no model)."""
+
+    def __init__(self, options: DecodeOptions, args: argparse.Namespace) -> None:
+        self.options, self.args = options, args
+        self.transcriber: Transcriber | None = None
+
+    async def rows(
+        self, path: str, sha: str, data: bytes
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self.transcriber is None:
+            self.transcriber = await started_transcriber(self.args, needs_speakers=False)
+        transcript = (await self.transcriber.transcribe(data, self.options)).transcript
+        return done_row(path, sha, transcript), segment_rows(transcript, path, sha)
+
+    async def close(self) -> None:
+        if self.transcriber is not None:
+            await asyncio.to_thread(self.transcriber.close, 60)
+
+
 async def label_all(
-    paths: list[Path], manifest: Manifest, options: DecodeOptions, args: argparse.Namespace
+    paths: list[Path], manifest: Manifest, labeller: Labeller, retry_failed: bool
 ) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    transcriber: Transcriber | None = None
+    """Each file read and hashed, planned from the manifest, transcribed if need be, and
+    its rows written, one file after the other."""
+    tally = Tally(len(paths))
     max_bytes = int(FILE_LIMIT_MB * 1024 * 1024)
-    started = time.monotonic()
     try:
-        for number, path in enumerate(paths, 1):
+        for path in paths:
             try:
                 data = await asyncio.to_thread(read_input, path, max_bytes)
-            except (OSError, ServiceError) as error:  # unreadable: listed once, no sha256
-                if (str(path), "") in manifest.listed and not args.retry_failed:
-                    counts["skipped"] += 1
+            except (OSError, ServiceError, ValueError) as error:  # unreadable: no sha256
+                if (str(path), "") in manifest.listed and not retry_failed:
+                    tally.note(path, "skipped")
                 else:
-                    manifest.add(failed_row(path, "", error), [])
-                    counts["failed"] += 1
+                    manifest.add(failed_row(str(path), "", read_error(error)), [])
+                    tally.note(path, "failed")
                 continue
             sha = hashlib.sha256(data).hexdigest()
-            kind = plan(manifest, str(path), sha, args.retry_failed)
+            kind = plan(manifest, str(path), sha, retry_failed)
             if kind == "transcribe":
-                transcriber = transcriber or await started_transcriber(args, needs_speakers=False)
-                kind = await transcribe(transcriber, manifest, path, sha, data, options)
+                kind = await transcribe(labeller, manifest, str(path), sha, data)
             elif kind in ("duplicate", "failed before"):
-                known = manifest.done.get(sha) or manifest.failed[sha]
-                manifest.add({**known, "path": str(path)}, [])
-            counts[kind] += 1
-            rate = number / max(time.monotonic() - started, 1e-9)
-            print(f"[{number}/{len(paths)}] {path}: {kind} ({rate:.1f} files/s)", file=sys.stderr)
+                manifest.add(known_row(manifest, str(path), sha), [])
+            tally.note(path, kind)
     finally:
-        if transcriber is not None:
-            await asyncio.to_thread(transcriber.close, 60)
-    return counts
+        await labeller.close()
+    return tally.counts
 
 
 def plan(manifest: Manifest, path: str, sha: str, retry_failed: bool) -> str:
@@ -162,25 +280,33 @@ def plan(manifest: Manifest, path: str, sha: str, retry_failed: bool) -> str:
     return "transcribe"
 
 
-async def transcribe(
-    transcriber: Transcriber, manifest: Manifest, path: Path, sha: str, data: bytes,
-    options: DecodeOptions,
-) -> str:  # fmt: skip
+async def transcribe(labeller: Labeller, manifest: Manifest, path: str, sha: str,
+                     data: bytes) -> str:  # fmt: skip
     try:
-        result = await transcriber.transcribe(data, options)
+        file_row, segments = await labeller.rows(path, sha, data)
     except ServiceError as error:
-        manifest.add(failed_row(path, sha, error), [])
+        manifest.add(failed_row(path, sha, error.message), [])
         return "failed"
-    transcript = result.transcript
-    file_row = {"path": str(path), "sha256": sha, "status": "done", "error": None,
-                "duration": transcript.duration, "language": transcript.language}  # fmt: skip
-    manifest.add(file_row, segment_rows(transcript, str(path), sha))
+    manifest.add(file_row, segments)
     return "transcribed"
 
 
-def failed_row(path: Path, sha: str, error: Exception) -> dict[str, Any]:
-    message = error.message if isinstance(error, ServiceError) else str(error)
-    return {"path": str(path), "sha256": sha, "status": "failed", "error": message,
+def read_error(error: Exception) -> str:
+    return error.message if isinstance(error, ServiceError) else str(error)
+
+
+def known_row(manifest: Manifest, path: str, sha: str) -> dict[str, Any]:
+    """The row of content transcribed (or failed) before, listed under another path."""
+    return {**(manifest.done.get(sha) or manifest.failed[sha]), "path": path}
+
+
+def done_row(path: str, sha: str, transcript: Transcript) -> dict[str, Any]:
+    return {"path": path, "sha256": sha, "status": "done", "error": None,
+            "duration": transcript.duration, "language": transcript.language}  # fmt: skip
+
+
+def failed_row(path: str, sha: str, message: str) -> dict[str, Any]:
+    return {"path": path, "sha256": sha, "status": "failed", "error": message,
             "duration": None, "language": None}  # fmt: skip
 
 

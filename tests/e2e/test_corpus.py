@@ -1,5 +1,6 @@
 """The corpus command, run as a user runs it: a folder tree in, a manifest out, and reruns
-that do only what is new. (In this process only; the Ray runner is not built yet.)"""
+that do only what is new, in JSON Lines or Parquet. (The same job on a Ray cluster:
+test_corpus_ray.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sensevoice_server.testing.servers import ROOT
+from sensevoice_server.corpus_manifest import read_manifest
+from sensevoice_server.testing.servers import ROOT, run_app
 from tests.support.samples import SAMPLES
 
 
@@ -101,3 +103,52 @@ def test_shards_split_the_inputs_without_overlap(
         corpus(model_env, str(tree), "--out", str(out), "--shard", part)
         listed += [row["path"] for row in rows(out / "files.jsonl")] if out.exists() else []
     assert sorted(listed) == sorted(str(p) for p in tree.rglob("*.wav"))
+
+
+def test_parquet_shards_hold_the_same_rows_and_resume_by_content(
+    model_env: dict[str, str], tree: Path, tmp_path: Path
+) -> None:
+    """--format parquet: the JSON Lines columns in shards; a rerun reads them and adds nothing,
+    and removes what a crash left (a shard half-written aside, a segments shard whose files
+    shard never came)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    jsonl, parquet = tmp_path / "jsonl", tmp_path / "parquet"
+    corpus(model_env, str(tree), "--out", str(jsonl))
+    corpus(model_env, str(tree), "--out", str(parquet), "--format", "parquet")
+    shards = sorted(p.name for p in parquet.iterdir())
+    assert [name.split("-")[0] for name in shards] == ["files", "segments"], shards
+    assert pq.read_schema(parquet / shards[0]).names == list(rows(jsonl / "files.jsonl")[0])
+    assert same_rows(read_manifest(parquet), read_manifest(jsonl))
+
+    shutil.copy(parquet / shards[1], parquet / "segments-00000000000000000001.parquet")
+    (parquet / ".files-00000000000000000002.parquet.part").write_bytes(b"PAR1 torn")
+    again = corpus(model_env, str(tree), "--out", str(parquet), "--format", "parquet")
+    assert "6 skipped" in again.stderr, again.stderr
+    assert sorted(p.name for p in parquet.iterdir()) == shards
+    assert same_rows(read_manifest(parquet), read_manifest(jsonl))
+
+
+def same_rows(one: tuple[list[dict], list[dict]], other: tuple[list[dict], list[dict]]) -> bool:
+    """Both manifests hold the same files rows and segments rows, whatever their order."""
+    return all(
+        sorted(repr(sorted(row.items())) for row in mine)
+        == sorted(repr(sorted(row.items())) for row in theirs)
+        for mine, theirs in zip(one, other, strict=True)
+    )
+
+
+def test_a_server_labels_the_corpus_with_the_rows_of_the_in_process_run(
+    model_env: dict[str, str], tree: Path, tmp_path: Path
+) -> None:
+    """--url: the server transcribes (its cache and queue apply) and the manifest is the
+    in-process one row for row, word times and the bad files' sentences included; a rerun
+    sends nothing."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    corpus(model_env, str(tree), "--out", str(local), "--words")
+    with run_app(model_env, tmp_path) as app:
+        done = corpus({}, str(tree), "--out", str(remote), "--words", "--url", app.url)
+        assert done.returncode == 1, done.stderr  # the corrupt and the empty file
+        again = corpus({}, str(tree), "--out", str(remote), "--words", "--url", app.url)
+    assert same_rows(read_manifest(remote), read_manifest(local))
+    assert any("words" in row for row in read_manifest(remote)[1])
+    assert "6 skipped" in again.stderr, again.stderr
