@@ -8,6 +8,7 @@ away) stops at the VAD's next chunk, or before the speaker labels: `Stopped` is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,10 @@ from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
 from sensevoice_server.engine.vad import Stopped, VadStage, cut
+
+
+def nothing() -> None:
+    return None
 
 
 class Segmenter:
@@ -34,15 +39,23 @@ class Segmenter:
             self.speakers = SpeakerLabeler(settings.speaker_model, settings.device)
             self.speakers.label(warm_up, [(0.0, 1000.0)])
 
-    def items(self, job: Job) -> list[WorkItem]:
+    def items(self, job: Job, between: Callable[[], None] = nothing) -> list[WorkItem]:
         """The job's segments as work for the model (none: no speech); `Stopped` when the
-        job is cancelled before they are found."""
-        segments = self.vad.segments(job.audio, stop=lambda: job.cancelled)
+        job is cancelled before they are found. `between` runs between the chunks of the
+        work (the VAD's windows or chunks, the speaker model's batches)."""
+
+        def stop() -> bool:
+            between()
+            return job.cancelled
+
+        segments = self.vad.segments(job.audio, stop=stop)
         labels = None
         if self.speakers is not None:
             if job.cancelled:
                 raise Stopped
-            labels = self.speakers.label(job.audio, segments, job.options.num_speakers)
+            labels = self.speakers.label(
+                job.audio, segments, job.options.num_speakers, between=between
+            )
         return job.items(segments, cut, labels)
 
     def identity(self) -> dict[str, str | None]:

@@ -14,6 +14,8 @@ A change of speaker inside one segment is not found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from sensevoice_server.engine.auxiliary import load_auxiliary
@@ -37,15 +39,17 @@ class SpeakerLabeler:
         samples: np.ndarray,
         segments: list[tuple[float, float]],
         num_speakers: int | None = None,
+        between: Callable[[], None] | None = None,
     ) -> list[int]:
-        """A speaker per segment (times in ms), numbered 0, 1, ... by first appearance."""
+        """A speaker per segment (times in ms), numbered 0, 1, ... by first appearance.
+        `between` runs between the model's batches (the VAD thread's other work)."""
         from funasr.models.campplus.utils import correct_labels
 
         if not segments:
             return []
-        known = self._segment_embeddings(samples, segments, MIN_SEGMENT_MS)
+        known = self._segment_embeddings(samples, segments, MIN_SEGMENT_MS, between)
         if not known:  # every segment is short: embed them anyway
-            known = self._segment_embeddings(samples, segments, 0)
+            known = self._segment_embeddings(samples, segments, 0, between)
         if not known:
             return [0] * len(segments)
         indices = sorted(known)
@@ -62,8 +66,9 @@ class SpeakerLabeler:
         return self._segment_embeddings(samples, whole, 0).get(0)
 
     def _segment_embeddings(
-        self, samples: np.ndarray, segments: list[tuple[float, float]], min_ms: int
-    ) -> dict[int, np.ndarray]:
+        self, samples: np.ndarray, segments: list[tuple[float, float]], min_ms: int,
+        between: Callable[[], None] | None = None,
+    ) -> dict[int, np.ndarray]:  # fmt: skip
         from funasr.models.campplus.utils import sv_chunk
 
         windows: list[tuple[int, np.ndarray]] = []
@@ -77,7 +82,7 @@ class SpeakerLabeler:
                 continue
             for _, _, chunk in sv_chunk([[first / SAMPLE_RATE, last / SAMPLE_RATE, audio]]):
                 windows.append((index, np.ascontiguousarray(chunk, dtype=np.float32)))
-        embeddings = self._embed([w for _, w in windows])
+        embeddings = self._embed([w for _, w in windows], between)
         by_segment: dict[int, list[np.ndarray]] = {}
         for (index, _), embedding in zip(windows, embeddings, strict=True):
             norm = float(np.linalg.norm(embedding))
@@ -85,7 +90,9 @@ class SpeakerLabeler:
                 by_segment.setdefault(index, []).append(embedding / norm)
         return {i: normalised(np.mean(e, axis=0)) for i, e in by_segment.items()}
 
-    def _embed(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+    def _embed(
+        self, windows: list[np.ndarray], between: Callable[[], None] | None = None
+    ) -> list[np.ndarray]:
         """Embeddings in order; equal lengths share a call (funasr pads a batch to its
         longest item, which would change the others)."""
         out: list[np.ndarray | None] = [None] * len(windows)
@@ -95,6 +102,8 @@ class SpeakerLabeler:
         for indices in by_length.values():
             for start in range(0, len(indices), BATCH):
                 group = indices[start : start + BATCH]
+                if between is not None:
+                    between()
                 found = self._model.generate(input=[windows[i] for i in group], batch_size=BATCH)
                 rows = np.concatenate([r["spk_embedding"].cpu().numpy() for r in found])
                 for i, row in zip(group, rows, strict=True):

@@ -5,12 +5,11 @@ invariants 1 and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs in
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from importlib.metadata import version
 
@@ -70,7 +69,7 @@ class Workers:
                 continue
             self.segmenting = job
             try:
-                items = self.segmenter.items(job)
+                items = self.segmenter.items(job, between=self._serve_embeds)
             except Stopped:  # cancelled part-way: nobody is waiting for it
                 continue
             except Exception as error:  # the caller gets it; the thread lives on
@@ -85,6 +84,13 @@ class Workers:
 
     def _load_vad(self) -> None:
         self.segmenter = Segmenter(self._settings, WARM_UP)
+
+    def _serve_embeds(self) -> None:
+        """Live utterances waiting for their speaker, served between an upload's chunks: an
+        hour's VAD or speaker labels would otherwise hold their captions for seconds."""
+        for job in self.vad_jobs.embeds():
+            if not job.cancelled:
+                self._embed(job)
 
     def _embed(self, job: EmbedJob) -> None:
         assert self.segmenter is not None and self.segmenter.speakers is not None
@@ -150,22 +156,36 @@ class Workers:
 
 class VadQueue:
     """The VAD thread's work: live speaker embeddings ahead of uploads (a caption waits for
-    its speaker), each kind in order, and the end (None) after everything queued.
-
-    A gap queue.PriorityQueue leaves: it would compare the jobs themselves on a tie, so each
-    entry carries a sequence number."""
-
-    EMBED, UPLOAD, END = 0, 1, 2
+    its speaker), each kind in order, and the end (None) once everything queued is done.
+    `embeds()` hands over the waiting embeddings alone, so the thread can serve them between
+    the chunks of an upload it is working on."""
 
     def __init__(self) -> None:
-        self._queue: queue.PriorityQueue[tuple[int, int, Job | EmbedJob | None]] = (
-            queue.PriorityQueue()
-        )
-        self._count = itertools.count()
+        self._changed = threading.Condition()
+        self._embeds: deque[EmbedJob] = deque()
+        self._uploads: deque[Job] = deque()
+        self._ended = False
 
     def put(self, job: Job | EmbedJob | None) -> None:
-        kind = self.END if job is None else self.EMBED if isinstance(job, EmbedJob) else self.UPLOAD
-        self._queue.put((kind, next(self._count), job))
+        with self._changed:
+            if job is None:
+                self._ended = True
+            elif isinstance(job, EmbedJob):
+                self._embeds.append(job)
+            else:
+                self._uploads.append(job)
+            self._changed.notify()
 
     def get(self) -> Job | EmbedJob | None:
-        return self._queue.get()[2]
+        """The next job, waiting for one; None once ended and empty."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._embeds or self._uploads or self._ended)
+            if self._embeds:
+                return self._embeds.popleft()
+            return self._uploads.popleft() if self._uploads else None
+
+    def embeds(self) -> list[EmbedJob]:
+        """The embeddings waiting now, taken off the queue."""
+        with self._changed:
+            waiting, self._embeds = list(self._embeds), deque()
+            return waiting

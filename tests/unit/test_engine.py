@@ -200,3 +200,17 @@ def test_the_vad_thread_takes_live_speaker_embeddings_before_uploads_and_ends_la
     for job in (first, None, second, embed):
         queue.put(job)
     assert [queue.get() for _ in range(4)] == [embed, first, second, None]
+
+
+def test_waiting_embeddings_can_be_taken_between_an_uploads_chunks() -> None:
+    """While the VAD thread works through an upload it serves, between chunks, the live
+    embeddings queued meanwhile; uploads stay queued for their turn."""
+    audio = np.zeros(1600, np.float32)
+    upload = Job(audio, DecodeOptions(), Priority.UPLOAD, True)
+    early, late = EmbedJob(audio), EmbedJob(audio)
+    queue = VadQueue()
+    for job in (upload, early, late):
+        queue.put(job)
+    assert queue.embeds() == [early, late] and queue.embeds() == []
+    queue.put(None)
+    assert [queue.get(), queue.get()] == [upload, None]
