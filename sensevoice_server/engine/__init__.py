@@ -1,16 +1,19 @@
 """The models and the one path to them: loaded once, each touched by one thread.
 
-Where the service runs funasr's models. Outside engine/, funasr is imported by testing/
-(checkpoints, the reference pipeline) and, for its tag renderer only, by transcript.py and
-ui/legend.py; torch by settings.py (is there a GPU?) and live/vad.py (silero's online VAD).
+Where the service runs funasr's models. Outside engine/, funasr is imported only by testing/
+(checkpoints, the reference pipeline); its tag renderer and a few VAD functions are loaded
+from their files alone (library_source.py). torch is imported by what runs in it: the torch
+backend, funasr's VAD models (fsmn-vad) and CAM++; gpu.py asks for it only when the CUDA
+driver reports a device. silero VAD runs on onnxruntime.
 
 - `engine.py`: the Engine, the front callers submit jobs to: its bounded queue, life cycle;
 - `config.py`: `EngineSettings`, the slice of the service's settings the engine reads;
 - `workers.py`: its two threads, "sensevoice-vad" and "sensevoice-engine", and what they load
   (docs/ARCHITECTURE.md, invariants 1 and 2);
 - `jobs.py`: jobs, their segments and results; `batcher.py`: one batcher for every request;
-- `segmenter.py`: what the VAD thread does with a job: `vad.py` (the VAD stage, funasr's VAD
-  model and merge), then `speakers.py` (CAM++ labels, when on), with `auxiliary.py` loading
+- `segmenter.py`: what the VAD thread does with a job: `vad.py` (the VAD stage: funasr's VAD
+  model, or silero on onnxruntime via `silero_segments.py` and `silero_onnx.py`; funasr's
+  merge), then `speakers.py` (CAM++ labels, when on), with `auxiliary.py` loading
   those helper models;
 - `decoder.py`: what the model thread does with a batch: `features.py` (fbank + LFR + CMVN,
   for every backend), the backend's logits, `tokens.py` (greedy CTC decoding) or, when a

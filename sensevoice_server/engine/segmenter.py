@@ -16,11 +16,17 @@ import numpy as np
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
-from sensevoice_server.engine.vad import Stopped, VadStage, cut
+from sensevoice_server.engine.vad import SILERO, Stopped, VadStage, cut
 
 
 def nothing() -> None:
     return None
+
+
+def runs_in_torch(settings: EngineSettings) -> bool:
+    """Whether the VAD thread's models run in torch: funasr's VAD models and CAM++ do;
+    silero runs on onnxruntime."""
+    return settings.vad_model != SILERO or settings.speakers
 
 
 class Segmenter:

@@ -6,7 +6,6 @@ invariants 1 and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs in
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -22,7 +21,7 @@ from sensevoice_server.engine.decoder import Decoder
 from sensevoice_server.engine.fingerprint import fingerprint, identify
 from sensevoice_server.engine.jobs import EmbedJob, Job
 from sensevoice_server.engine.loading import load_backend
-from sensevoice_server.engine.segmenter import Segmenter
+from sensevoice_server.engine.segmenter import Segmenter, runs_in_torch
 from sensevoice_server.engine.vad import Stopped
 
 log = logging.getLogger(__name__)
@@ -56,10 +55,14 @@ class Workers:
 
     # --- the VAD thread -----------------------------------------------------------------
     def _run_vad(self) -> None:
+        if runs_in_torch(self._settings):
+            # an import, not a look in sys.modules: the model's thread may be importing
+            # torch this moment, and only an import waits for it to be whole
+            import torch
+
+            torch.set_num_threads(1)  # per thread; the model's thread has its own
         if not self._load("vad", self._load_vad):
             return
-        if (torch := sys.modules.get("torch")) is not None:  # a VAD run by funasr, in torch
-            torch.set_num_threads(1)  # per thread; the model's thread has its own
         assert self.segmenter is not None
         while (job := self.vad_jobs.get()) is not None:
             if job.cancelled:

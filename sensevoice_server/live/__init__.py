@@ -2,7 +2,8 @@
 
 - `results.py`: what a session reports (a `Preview`, what was `Heard`), which each protocol maps;
 - `protocol.py`: `/ws/transcribe`'s every message, the close codes, PCM frames (defined once);
-- `vad.py`: silero VAD over one stream; `audio.py`: gathering, resampling, the stream's buffer;
+- `vad.py`: silero VAD over one stream (onnxruntime), `hysteresis.py` its start/end rule;
+  `audio.py`: gathering, resampling, the stream's buffer;
 - `cutter.py`: utterances from VAD events, cut the same way however the audio is chunked;
 - `session.py`: one stream's partial and final decodes, in order, with backpressure;
 - `rules.py`: not too fast, not too slow (the pace and idle rules, over a clock);

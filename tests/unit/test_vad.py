@@ -3,7 +3,8 @@
 Both VADs the service runs: silero-vad (what the tests' apps use) and an FSMN VAD, the
 default fsmn-vad's architecture with random weights (tests/support/fsmn_vad.py), which is run
 one 60 s chunk per call so that it can stop between chunks: its segments must be exactly
-those of one call, as the reference pipeline makes it.
+those of one call, as the reference pipeline makes it. silero-vad runs on onnxruntime, not
+through funasr and torch: its segments must be exactly those funasr's silero path finds.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from sensevoice_server.testing.reference import reference_model, reference_text
 from sensevoice_server.testing.servers import wait_until
 from tests.support.fsmn_vad import build_fsmn_vad
 from tests.support.inprocess import started_engine
-from tests.support.samples import load
+from tests.support.samples import SPEECH_SAMPLES, load
 
-RELEASE_S = 4.0  # one FSMN chunk (60 s of audio) or one silero window, on a loaded 2-core machine
+RELEASE_S = 4.0  # one FSMN chunk (60 s of audio) or one silero block, on a loaded 2-core machine
 """How soon after a cancel the VAD thread must be free: one FSMN chunk is about 0.3 s here
-(silero stops within one 32 ms window); before, it ran to the end of the file: 5-10 s."""
+(silero stops within one block of 16 s of audio, a few ms); before, it ran to the end of the
+file: 5-10 s."""
 
 
 def speech_with_pauses(minutes: float) -> np.ndarray:
@@ -86,6 +88,37 @@ def test_the_engine_with_an_fsmn_vad_equals_the_reference_pipeline(
     result = fsmn_engine.submit(audio, DecodeOptions()).result(120)
     assert len(result.segments) >= 6
     assert result.text == reference_text(reference, audio, "auto", True)
+
+
+@pytest.mark.parametrize(("max_single_segment_ms", "merge_length_s"), [(30_000, 15), (2_000, 3)])
+def test_silero_on_onnxruntime_finds_exactly_funasrs_silero_segments(
+    max_single_segment_ms: int, merge_length_s: int
+) -> None:
+    """`--vad-model silero-vad` no longer goes through funasr's AutoModel (torch): silero's
+    ONNX model on onnxruntime, silero's and funasr's own post-processing. The segments must
+    be those funasr's silero path gives on the same audio, edge for edge: the two models'
+    probabilities differ by under 1e-5, so an edge could only move where a window's
+    probability lies that close to a threshold (none does here). The second settings cut
+    long speech at 2 s and merge to 3 s, so funasr's splitting is exercised too."""
+    from funasr import AutoModel
+    from funasr.utils.vad_utils import merge_vad
+
+    stage = VadStage("silero-vad", max_single_segment_ms=max_single_segment_ms,
+                     merge_length_s=merge_length_s, device="cpu")  # fmt: skip
+    funasr_silero = AutoModel(model="silero-vad", max_single_segment_time=max_single_segment_ms,
+                              device="cpu", disable_update=True, disable_pbar=True,
+                              disable_log=True)  # fmt: skip
+    noise = np.random.default_rng(1).normal(0, 0.02, 16_000 * 30).astype(np.float32)
+    long_clip = speech_with_pauses(3)
+    audios = {name: load(name) for name in [*SPEECH_SAMPLES, "silence.wav"]}
+    audios["speech and pauses, 3 min"] = long_clip
+    audios["the same under noise"] = long_clip + np.resize(noise, long_clip.size)
+    audios["not a whole number of windows"] = long_clip[: 16_000 * 20 + 123]
+    for name, audio in audios.items():
+        found = funasr_silero.generate(input=audio)
+        expected = merge_vad(list(found[0]["value"]) if found else [], merge_length_s * 1000)
+        assert stage.segments(audio) == [(start, end) for start, end in expected], name
+    assert len(stage.segments(long_clip)) >= 10
 
 
 @pytest.mark.parametrize(("vad", "minutes"), [("silero", 20), ("fsmn", 40)])
