@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.bench_throughput import fresh_clips
 from bench.common import OUT, ROOT, app_env, print_table
-from tests.support.ray_cluster import Cluster
+from sensevoice_server.testing.ray_cluster import Cluster
 
 MODES = {  # name: (what it is, the corpus flags; None: in-process)
     "in-process": ("in-process (ncpu 2)", None),

@@ -3,7 +3,7 @@
 INPUT is audio files, folders (searched recursively) or text files listing paths (one per
 line, relative to the list's folder). The model runs in this process and loads once, or
 on a running server (--url: its cache and queue apply), or on a Ray cluster (--ray: an
-actor pool, each actor one engine; sensevoice_server/corpus_ray.py), with the same rows.
+actor pool, each actor one engine; sensevoice_server/cli/corpus_ray.py), with the same rows.
 DIR gets a manifest people can train on: files.jsonl (path, sha256, status, error,
 duration, language: one row per input file) and segments.jsonl (sha256, path, start, end,
 text with SenseVoice's emotion and event marks, plain_text, language, emotion, events, and
@@ -24,7 +24,6 @@ import hashlib
 import importlib.util
 import logging
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -40,9 +39,17 @@ from sensevoice_server.cli.batch import (
 from sensevoice_server.cli.files import find_audio, read_input
 from sensevoice_server.cli.stream import add_server_arguments
 from sensevoice_server.corpus_manifest import FORMATS, Manifest
+from sensevoice_server.corpus_rows import (
+    Tally,
+    done_row,
+    failed_row,
+    known_row,
+    plan,
+    read_error,
+    segment_rows,
+)
 from sensevoice_server.errors import BadRequest, ServiceError, StartupError
 from sensevoice_server.options import DecodeOptions
-from sensevoice_server.transcript import Transcript
 
 if TYPE_CHECKING:
     from sensevoice_server.transcriber import Transcriber
@@ -154,7 +161,7 @@ def label(
 ) -> Counter[str]:
     """Every file's rows, by the model in this process, on a Ray cluster or by a server."""
     if args.ray:
-        from sensevoice_server.corpus_ray import label_on_ray
+        from sensevoice_server.cli.corpus_ray import label_on_ray
 
         return label_on_ray(paths, manifest, options, args)
     labeller: Labeller
@@ -190,21 +197,6 @@ def in_shard(paths: list[Path], index: int, total: int) -> list[Path]:
 
 def path_hash(path: Path) -> int:
     return int(hashlib.sha256(str(path).encode()).hexdigest()[:8], 16)
-
-
-class Tally:
-    """Files by what was done with them, and one progress line per file as it is settled."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.counts: Counter[str] = Counter()
-        self.started = time.monotonic()
-
-    def note(self, path: str | Path, kind: str) -> None:
-        self.counts[kind] += 1
-        number = self.counts.total()
-        rate = number / max(time.monotonic() - self.started, 1e-9)
-        print(f"[{number}/{self.total}] {path}: {kind} ({rate:.1f} files/s)", file=sys.stderr)
 
 
 class Labeller(Protocol):
@@ -270,16 +262,6 @@ async def label_all(
     return tally.counts
 
 
-def plan(manifest: Manifest, path: str, sha: str, retry_failed: bool) -> str:
-    """What a file needs: nothing (listed and settled), a row (its bytes are known), or
-    transcribing."""
-    if sha in manifest.done:
-        return "skipped" if (path, sha) in manifest.listed else "duplicate"
-    if sha in manifest.failed and not retry_failed:
-        return "skipped" if (path, sha) in manifest.listed else "failed before"
-    return "transcribe"
-
-
 async def transcribe(labeller: Labeller, manifest: Manifest, path: str, sha: str,
                      data: bytes) -> str:  # fmt: skip
     try:
@@ -289,39 +271,3 @@ async def transcribe(labeller: Labeller, manifest: Manifest, path: str, sha: str
         return "failed"
     manifest.add(file_row, segments)
     return "transcribed"
-
-
-def read_error(error: Exception) -> str:
-    return error.message if isinstance(error, ServiceError) else str(error)
-
-
-def known_row(manifest: Manifest, path: str, sha: str) -> dict[str, Any]:
-    """The row of content transcribed (or failed) before, listed under another path."""
-    return {**(manifest.done.get(sha) or manifest.failed[sha]), "path": path}
-
-
-def done_row(path: str, sha: str, transcript: Transcript) -> dict[str, Any]:
-    return {"path": path, "sha256": sha, "status": "done", "error": None,
-            "duration": transcript.duration, "language": transcript.language}  # fmt: skip
-
-
-def failed_row(path: str, sha: str, message: str) -> dict[str, Any]:
-    return {"path": path, "sha256": sha, "status": "failed", "error": message,
-            "duration": None, "language": None}  # fmt: skip
-
-
-def segment_rows(transcript: Transcript, path: str, sha: str) -> list[dict[str, Any]]:
-    rows = []
-    for segment in transcript.segments:
-        row: dict[str, Any] = {
-            "sha256": sha, "path": path, "start": segment.start, "end": segment.end,
-            "text": segment.rich, "plain_text": segment.text, "language": segment.language,
-            "emotion": segment.emotion, "events": segment.events,
-        }  # fmt: skip
-        if segment.words:
-            row["words"] = [{"word": w.word, "start": w.start, "end": w.end}
-                            for w in segment.words]  # fmt: skip
-        if segment.speaker is not None:
-            row["speaker"] = segment.speaker
-        rows.append(row)
-    return rows

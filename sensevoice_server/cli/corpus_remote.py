@@ -91,7 +91,7 @@ Row = dict[str, Any]
 
 
 def rows_of(body: dict[str, Any], path: str, sha: str) -> tuple[Row, list[Row]]:
-    """The rows corpus.done_row and corpus.segment_rows give in-process, from verbose_json."""
+    """The rows done_row and segment_rows (corpus_rows.py) give in-process, from verbose_json."""
     segments = body.get("segments", [])
     spans = [Segment(s["start"], s["end"], s["plain_text"], s["language"], s["emotion"],
                      s["events"], raw="") for s in segments]  # fmt: skip

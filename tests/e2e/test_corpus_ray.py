@@ -1,8 +1,8 @@
 """The corpus command on a real Ray cluster: two nodes on this machine with 4 logical CPUs
 each, started by the tests as a user starts them (`ray start`) and bound to loopback
-(tests/support/ray_cluster.py). The cluster must give the same rows as the in-process run,
-survive a killed actor without losing or doubling a file, and resume by content like the
-in-process run."""
+(sensevoice_server/testing/ray_cluster.py). The cluster must give the same rows as the
+in-process run, survive a killed actor without losing or doubling a file, and resume by
+content like the in-process run."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 
 from sensevoice_server.corpus_manifest import read_manifest
 from sensevoice_server.testing.audio_files import write_samples
+from sensevoice_server.testing.ray_cluster import Cluster, pids_running
 from sensevoice_server.testing.servers import wait_until
 from tests.e2e.test_corpus import corpus, same_rows
-from tests.support.ray_cluster import Cluster, pids_running
 from tests.support.samples import SAMPLES, SPEECH_SAMPLES, load
 
 pytest.importorskip("ray", reason="the ray extra: pip install .[ray]")

@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from sensevoice_server.audio import AudioLimits
 from sensevoice_server.cli.batch import APP_FLAGS, FILE_LIMIT_MB, started_transcriber
-from sensevoice_server.cli.corpus import (
+from sensevoice_server.cli.files import read_input
+from sensevoice_server.corpus_manifest import Manifest
+from sensevoice_server.corpus_rows import (
     Tally,
     done_row,
     failed_row,
@@ -48,8 +50,6 @@ from sensevoice_server.cli.corpus import (
     read_error,
     segment_rows,
 )
-from sensevoice_server.cli.files import read_input
-from sensevoice_server.corpus_manifest import Manifest
 from sensevoice_server.errors import ServiceError, StartupError
 from sensevoice_server.options import DecodeOptions
 
