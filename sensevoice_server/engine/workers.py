@@ -55,12 +55,6 @@ class Workers:
 
     # --- the VAD thread -----------------------------------------------------------------
     def _run_vad(self) -> None:
-        if runs_in_torch(self._settings):
-            # an import, not a look in sys.modules: the model's thread may be importing
-            # torch this moment, and only an import waits for it to be whole
-            import torch
-
-            torch.set_num_threads(1)  # per thread; the model's thread has its own
         if not self._load("vad", self._load_vad):
             return
         assert self.segmenter is not None
@@ -86,6 +80,12 @@ class Workers:
                 job.finish()
 
     def _load_vad(self) -> None:
+        if runs_in_torch(self._settings):
+            # an import, not a look in sys.modules: the model's thread may be importing
+            # torch this moment, and only an import waits for it to be whole
+            import torch
+
+            torch.set_num_threads(1)  # per thread; the model's thread has its own
         self.segmenter = Segmenter(self._settings, WARM_UP)
 
     def _serve_embeds(self) -> None:
