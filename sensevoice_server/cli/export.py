@@ -29,20 +29,48 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="audio that fixes int8's activation scales (default: the "
                              "synthetic clips shipped in the package)")  # fmt: skip
     export.set_defaults(run=run)
+    vad = commands.add_parser(
+        "export-vad",
+        help="export an FSMN VAD's network (fsmn-vad) to ONNX",
+        description="The server makes this export by itself at first start with an FSMN VAD "
+        "(the default fsmn-vad) and keeps it under ~/.cache/sensevoice/fsmn-vad/.",
+    )
+    vad.add_argument("vad_dir", type=Path, help="an FSMN VAD directory (config.yaml, model.pt)")
+    vad.add_argument("out_dir", type=Path, nargs="?",
+                     help="where to write model.onnx (default: VAD_DIR-onnx)")  # fmt: skip
+    vad.set_defaults(run=run_vad)
 
 
 def run(args: argparse.Namespace) -> int:
-    configure_logging("info")
     # imported here: torch and funasr load for this command only, not for every CLI command
     from sensevoice_server.engine.export import export
-    from sensevoice_server.model_source import check_directory
 
-    try:
-        source = check_directory("model", str(args.model_dir))
-    except Exception as error:
-        print(f"error: {error}", file=sys.stderr)
+    if (paths := source_and_out("model", args.model_dir, args.out_dir)) is None:
         return 2
-    out = args.out_dir or source.with_name(source.name + "-onnx")
+    source, out = paths
     export(source, out, int8=not args.no_int8, calibration_audio=args.calibration_audio)
     print(out)
     return 0
+
+
+def run_vad(args: argparse.Namespace) -> int:
+    from sensevoice_server.engine.fsmn_export import export_fsmn_vad
+
+    if (paths := source_and_out("vad_model", args.vad_dir, args.out_dir)) is None:
+        return 2
+    print(export_fsmn_vad(*paths))
+    return 0
+
+
+def source_and_out(setting: str, given: Path, out: Path | None) -> tuple[Path, Path] | None:
+    """The checked source directory and where its export goes (default: beside it, named
+    SOURCE-onnx); None, with the reason on stderr, for a directory that is not a model."""
+    from sensevoice_server.model_source import check_directory
+
+    configure_logging("info")
+    try:
+        source = check_directory(setting, str(given))
+    except Exception as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    return source, out or source.with_name(source.name + "-onnx")

@@ -16,7 +16,7 @@ import numpy as np
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.engine.jobs import Job, WorkItem
-from sensevoice_server.engine.vad import SILERO, Stopped, VadStage, cut
+from sensevoice_server.engine.vad import Stopped, VadStage, cut, runs_on_onnxruntime
 
 
 def nothing() -> None:
@@ -24,9 +24,9 @@ def nothing() -> None:
 
 
 def runs_in_torch(settings: EngineSettings) -> bool:
-    """Whether the VAD thread's models run in torch: funasr's VAD models and CAM++ do;
-    silero runs on onnxruntime."""
-    return settings.vad_model != SILERO or settings.speakers
+    """Whether the VAD thread's models run in torch: CAM++ and funasr's other VAD models
+    do; silero and an FSMN VAD (fsmn-vad) run on onnxruntime."""
+    return settings.speakers or not runs_on_onnxruntime(settings.vad_model)
 
 
 class Segmenter:

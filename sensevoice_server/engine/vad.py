@@ -1,27 +1,25 @@
 """The VAD stage: where an upload's speech is, cut as the reference pipeline cuts it.
 
-funasr's VAD model (fsmn-vad or a local directory) runs through its own AutoModel, then
-funasr's `merge_vad` joins the pieces into segments of up to `merge_length_s`: exactly what
-`generate(..., merge_vad=True)` does before decoding (docs/ARCHITECTURE.md, "Reference
-behaviour"), as a stage of its own so the engine can batch the segments of many uploads
-together and time each one. silero-vad is the exception: its ONNX model runs on onnxruntime
-(silero_segments.py), finding the segments funasr's silero adapter finds, without importing
-torch or funasr (about 540 MB resident); `merge_vad` is taken from funasr's file alone
+The VAD model finds the pieces, then funasr's `merge_vad` joins them into segments of up
+to `merge_length_s`: exactly what `generate(..., merge_vad=True)` does before decoding
+(docs/ARCHITECTURE.md, "Reference behaviour"), as a stage of its own so the engine can batch
+the segments of many uploads together and time each one. The two VADs the service names run
+on onnxruntime, finding the segments funasr finds, without importing torch or funasr (about
+540 MB resident): silero-vad with its own ONNX model (silero_segments.py), and an FSMN VAD
+(fsmn-vad, the default, or a local directory funasr loads as FsmnVADStreaming) with an ONNX
+export of its network made at first start (fsmn_segments.py). Any other funasr VAD model
+runs through funasr's AutoModel. `merge_vad` is taken from funasr's file alone
 (library_source.py) for every model.
 
 An hour of audio keeps the VAD busy for seconds, so the stage can be stopped part-way (the
 client went away): `segments(samples, stop)` asks `stop()` between the model's own chunks
-and raises `Stopped`. funasr's `generate()` is one blocking call with no way to stop it, so
-each model is run in a way that gives it a place to stop without changing what it finds:
+and raises `Stopped`:
 
-- FSMN (fsmn-vad): funasr already runs it over 60 s chunks, carrying its state from one to
-  the next in a `cache` dict; fed one chunk per `generate()` call with that cache (funasr's
-  streaming interface, `is_final` on the last), it makes exactly the same computations, so
-  the segments are identical (tests/unit/test_vad.py holds them to one call's);
-- Silero (silero-vad, on onnxruntime): asked before each block of 512 windows (16 s of
-  audio, a few ms of work); a local directory that funasr loads as silero: its adapter calls
-  silero's `get_speech_timestamps`, whose `progress_tracking_callback` runs after each 32 ms
-  window, and raising from it ends the call;
+- FSMN: before each of funasr's 60 s chunks (a few tens of ms of work each);
+- silero-vad: before each block of 512 windows (16 s of audio, a few ms of work); a local
+  directory that funasr loads as silero: its adapter calls silero's
+  `get_speech_timestamps`, whose `progress_tracking_callback` runs after each 32 ms window,
+  and raising from it ends the call;
 - any other model: one call, stopped only before it starts.
 """
 
@@ -30,17 +28,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from sensevoice_server.engine.auxiliary import load_auxiliary
+from sensevoice_server.engine.export_cache import model_directory
+from sensevoice_server.engine.fsmn_config import is_fsmn_vad
+from sensevoice_server.errors import ModelLoadError
 from sensevoice_server.library_source import library_function
+from sensevoice_server.model_source import HUB_ALIASES
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_MS = 16
-FSMN_CHUNK_MS = 60_000  # funasr's default `chunk_size` for an offline FSMN VAD call
 SILERO = "silero-vad"  # the name funasr's AutoModel knows it by
+FSMN_HUB_IDS = ("fsmn-vad", HUB_ALIASES["fsmn-vad"])  # known as FSMN before any download
 
 
 class Stopped(Exception):
@@ -49,6 +50,14 @@ class Stopped(Exception):
 
 def never() -> bool:
     return False
+
+
+def runs_on_onnxruntime(vad_model: str) -> bool:
+    """Whether `vad_model` runs on onnxruntime (silero, an FSMN VAD), not in torch; a hub
+    id other than fsmn-vad's is not known before its download, and counts as torch."""
+    if vad_model in (SILERO, *FSMN_HUB_IDS):
+        return True
+    return is_fsmn_vad(vad_model)
 
 
 class VadStage:
@@ -70,8 +79,21 @@ class VadStage:
                 samples, self._check
             )
             return
+        try:
+            directory = model_directory(vad_model)  # a hub id is downloaded first
+        except Exception as error:  # modelscope raises several kinds
+            raise ModelLoadError(
+                f"--vad-model {vad_model}: could not download it: {error}"
+            ) from error
+        if is_fsmn_vad(directory):  # on the CPU whatever the device, as silero
+            from sensevoice_server.engine.fsmn_segments import FsmnSegments
+
+            fsmn = FsmnSegments(directory, max_single_segment_ms)
+            self.model_dir = str(directory)
+            self._find = lambda samples: fsmn(samples, self._check)
+            return
         self._model, self.model_dir = load_auxiliary(
-            "--vad-model", vad_model, device, max_single_segment_time=max_single_segment_ms
+            "--vad-model", str(directory), device, max_single_segment_time=max_single_segment_ms
         )
         self._find = self._runner()
 
@@ -93,12 +115,9 @@ class VadStage:
 
     # --- how each kind of model is run -----------------------------------------------------
     def _runner(self) -> Callable[[np.ndarray], list[list[int]]]:
-        from funasr.models.fsmn_vad_streaming.model import FsmnVADStreaming
         from funasr.models.silero_vad.model import SileroVad
 
         model = self._model.model
-        if isinstance(model, FsmnVADStreaming):
-            return self._fsmn_in_chunks
         if isinstance(model, SileroVad):  # a local directory configured as silero
             # the adapter keeps silero's function as an attribute and calls it without a
             # callback: this one is called after every window, and raises when stopped
@@ -114,22 +133,6 @@ class VadStage:
     def _in_one_call(self, samples: np.ndarray) -> list[list[int]]:
         found = self._model.generate(input=samples)
         return list(found[0]["value"]) if found else []
-
-    def _fsmn_in_chunks(self, samples: np.ndarray) -> list[list[int]]:
-        """One `generate()` call per 60 s chunk, the model's state carried in `cache`: the
-        chunks one call would make (each but the last a whole chunk, so nothing is held back
-        between calls), hence its segments, with a place to stop between them."""
-        step = int(self._model.kwargs.get("chunk_size", FSMN_CHUNK_MS)) * SAMPLES_PER_MS
-        cache: dict[str, Any] = {}
-        found: list[list[int]] = []
-        for start in range(0, max(samples.size, 1), step):
-            self._check(100 * start / max(samples.size, 1))
-            last = start + step >= samples.size
-            out = self._model.generate(
-                input=samples[start : start + step], cache=cache, is_final=last
-            )
-            found.extend(out[0]["value"] if out else [])
-        return found
 
 
 def cut(samples: np.ndarray, segment: tuple[float, float]) -> np.ndarray:

@@ -41,6 +41,12 @@ CONFIG: dict[str, Any] = {
                      "linear_dim": 32, "proj_dim": 16, "lorder": 20, "rorder": 0, "lstride": 1,
                      "rstride": 0, "output_affine_dim": 32, "output_dim": 248},
 }  # fmt: skip
+FULL_ENCODER: dict[str, Any] = {
+    "input_dim": LFR_DIM, "input_affine_dim": 140, "fsmn_layers": 4, "linear_dim": 250,
+    "proj_dim": 128, "lorder": 20, "rorder": 0, "lstride": 1, "rstride": 0,
+    "output_affine_dim": 140, "output_dim": 248,
+}  # fmt: skip
+"""The hub's fsmn-vad network (about 0.4 M parameters): what the VAD costs in production."""
 
 
 def mvn_text() -> str:
@@ -54,17 +60,19 @@ def mvn_text() -> str:
     )
 
 
-def build_fsmn_vad(outdir: Path, seed: int = 0) -> Path:
-    """config.yaml, configuration.json, am.mvn and model.pt, as the hub's fsmn-vad has them."""
+def build_fsmn_vad(outdir: Path, seed: int = 0, *, full_size: bool = False) -> Path:
+    """config.yaml, configuration.json, am.mvn and model.pt, as the hub's fsmn-vad has them;
+    `full_size`: the hub model's network (FULL_ENCODER) instead of the tiny one."""
     from funasr.models.fsmn_vad_streaming.model import FsmnVADStreaming
 
+    config = {**CONFIG, "encoder_conf": FULL_ENCODER} if full_size else CONFIG
     outdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = FsmnVADStreaming(
-        encoder=CONFIG["encoder"], encoder_conf=CONFIG["encoder_conf"], **CONFIG["model_conf"]
+        encoder=config["encoder"], encoder_conf=config["encoder_conf"], **config["model_conf"]
     )
     torch.save(model.state_dict(), outdir / "model.pt")
-    (outdir / "config.yaml").write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    (outdir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (outdir / "am.mvn").write_text(mvn_text(), encoding="utf-8")
     configuration = {
         "framework": "pytorch", "task": "voice-activity-detection",

@@ -1,10 +1,10 @@
 """The VAD stage: the reference's segments, found in chunks so a cancelled upload stops it.
 
-Both VADs the service runs: silero-vad (what the tests' apps use) and an FSMN VAD, the
-default fsmn-vad's architecture with random weights (tests/support/fsmn_vad.py), which is run
-one 60 s chunk per call so that it can stop between chunks: its segments must be exactly
-those of one call, as the reference pipeline makes it. silero-vad runs on onnxruntime, not
-through funasr and torch: its segments must be exactly those funasr's silero path finds.
+Both VADs the service runs go through onnxruntime, not funasr and torch: silero-vad (what
+the tests' apps use) and an FSMN VAD, the default fsmn-vad's architecture with random
+weights (tests/support/fsmn_vad.py), whose network is exported to ONNX at first use. Each
+must find exactly the segments funasr finds with the same model on the same audio, and stop
+between its chunks when the upload is cancelled.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from tests.support.inprocess import started_engine
 from tests.support.samples import SPEECH_SAMPLES, load
 
 RELEASE_S = 4.0  # one FSMN chunk (60 s of audio) or one silero block, on a loaded 2-core machine
-"""How soon after a cancel the VAD thread must be free: one FSMN chunk is about 0.3 s here
-(silero stops within one block of 16 s of audio, a few ms); before, it ran to the end of the
-file: 5-10 s."""
+"""How soon after a cancel the VAD thread must be free: one FSMN chunk is a few tens of ms
+here, one silero block (16 s of audio) a few ms; before chunking, the VAD ran to the end of
+the file: 5-10 s."""
 
 
 def speech_with_pauses(minutes: float) -> np.ndarray:
@@ -58,31 +58,49 @@ def silero_engine(settings: Settings) -> Iterator[Engine]:
     engine.close(timeout=30)
 
 
-def test_fsmn_in_chunks_finds_exactly_the_segments_of_one_call(fsmn_vad: Path) -> None:
+def test_fsmn_on_onnxruntime_finds_exactly_funasrs_segments(fsmn_vad: Path) -> None:
+    """An FSMN VAD runs as an ONNX export of its network, with funasr's frontend and
+    post-processing rewritten without torch (engine/fsmn_*.py). Its segments must be those
+    of funasr's own `generate()` on the same model and audio, sample for sample, before and
+    after merging: speech whose pauses fall on both sides of the 60 s chunk boundaries
+    (where funasr's chunked state and its silence schedule step), silence only, a length
+    that is no whole number of frames, and noise that never stops (cut at
+    max_single_segment_time), as long as two chunks exactly (funasr then runs an empty last
+    chunk) or a second more."""
     from funasr import AutoModel
     from funasr.utils.vad_utils import merge_vad
 
+    from sensevoice_server.engine.fsmn_segments import FsmnSegments
+
     stage = VadStage(str(fsmn_vad), max_single_segment_ms=30_000, merge_length_s=15,
                      device="cpu")  # fmt: skip
-    one_call = AutoModel(model=str(fsmn_vad), max_single_segment_time=30_000, device="cpu",
-                         disable_update=True, disable_pbar=True, disable_log=True)  # fmt: skip
+    pieces = FsmnSegments(fsmn_vad, max_single_segment_ms=30_000)
+    funasr_fsmn = AutoModel(model=str(fsmn_vad), max_single_segment_time=30_000, device="cpu",
+                            disable_update=True, disable_pbar=True, disable_log=True)  # fmt: skip
     noise = np.random.default_rng(0).normal(0, 0.1, 120 * 16_000).astype(np.float32)
+    pauses = speech_with_pauses(2.6)
     audios = {
-        "speech and pauses, 2.7 min": speech_with_pauses(2.6),
-        "noise, exactly two chunks": noise,  # cut at max_single_segment_time only
+        "speech and pauses, 2.7 min": pauses,
+        "silence only": np.zeros(70 * 16_000, np.float32),
+        "a ragged length": pauses[: 16_000 * 75 + 123],
+        "noise, exactly two chunks": noise,
         "noise, a chunk and a second": noise[: 61 * 16_000],
         "one clip": load("en.wav"),
     }
     for name, audio in audios.items():
-        found = one_call.generate(input=audio)[0]["value"]
+        found = funasr_fsmn.generate(input=audio)[0]["value"]
+        assert pieces(audio, lambda _: None) == found, name
         expected = [(start, end) for start, end in merge_vad(found, 15_000)]
-        assert len(found) > 1 or name == "one clip", (name, found)
         assert stage.segments(audio) == expected, name
+        assert len(found) > 1 or name in ("one clip", "silence only"), (name, found)
+    assert stage.segments(audios["silence only"]) == []
 
 
 def test_the_engine_with_an_fsmn_vad_equals_the_reference_pipeline(
     fsmn_engine: Engine, fsmn_vad: Path, tiny_model: Path
 ) -> None:
+    """The engine with an FSMN VAD (on onnxruntime) transcribes as funasr's own pipeline
+    with the same VAD (in torch) does: the same segments, so the same text."""
     audio = speech_with_pauses(2.2)  # segments in three chunks
     reference = reference_model(str(tiny_model), ncpu=1, vad_model=str(fsmn_vad))
     result = fsmn_engine.submit(audio, DecodeOptions()).result(120)
