@@ -11,7 +11,9 @@ as "model ... is not registered" (docs/FACTS.md, "Loading models without a hub")
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 from sensevoice_server.errors import StartupError
 from sensevoice_server.settings import Settings, flag, variable
+from sensevoice_server.user_dirs import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +84,56 @@ def check_directory(setting: str, value: str) -> Path:
 
 
 def cached_copy(hub_id: str) -> str | None:
-    """ModelScope's local copy of `hub_id`, asked of modelscope itself without any network."""
+    """ModelScope's local copy of `hub_id`, asked of modelscope itself without any network,
+    the first time; its answer is remembered, because importing modelscope imports torch
+    (about 540 MB that a server on onnxruntime never uses again)."""
+    remembered = HubCopies()
+    if (known := remembered.get(hub_id)) and complete(Path(known)):
+        return known
     from modelscope.hub.snapshot_download import snapshot_download
 
     try:
         path = Path(snapshot_download(hub_id, local_files_only=True))
     except Exception:  # modelscope raises several kinds for "not cached"
         return None
-    return str(path) if all((path / name).is_file() for name in REQUIRED_FILES) else None
+    if not complete(path):
+        return None
+    remembered.put(hub_id, str(path))
+    return str(path)
+
+
+def complete(path: Path) -> bool:
+    return all((path / name).is_file() for name in REQUIRED_FILES)
+
+
+class HubCopies:
+    """Hub ids and the directories of their local copies, in a small JSON file; never raises
+    on I/O (a copy not remembered is asked of modelscope again)."""
+
+    def __init__(self) -> None:
+        self.path = cache_dir() / "hub-copies.json"
+        try:
+            self._known: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self._known = {}
+
+    def get(self, hub_id: str) -> str | None:
+        return self._known.get(self.key(hub_id))
+
+    def put(self, hub_id: str, directory: str) -> None:
+        self._known[self.key(hub_id)] = directory
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            aside = self.path.with_suffix(f".{os.getpid()}.tmp")
+            aside.write_text(json.dumps(self._known, indent=1))
+            aside.replace(self.path)
+        except OSError as error:
+            log.debug("could not remember where %s is: %s", hub_id, error)
+
+    @staticmethod
+    def key(hub_id: str) -> str:
+        """Per ModelScope cache: MODELSCOPE_CACHE pointed elsewhere looks there afresh."""
+        return f"{os.environ.get('MODELSCOPE_CACHE', '')}|{hub_id}"
 
 
 def hub_problem(timeout_s: float = HUB_TIMEOUT_S) -> str | None:

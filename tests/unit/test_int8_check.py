@@ -18,7 +18,7 @@ import pytest
 from sensevoice_server.engine import Engine
 from sensevoice_server.engine.backends.onnx import export_in_subprocess
 from sensevoice_server.engine.calibration import clip_files
-from sensevoice_server.engine.int8_check import AGREEMENT_FLOOR
+from sensevoice_server.engine.int8_check import AGREEMENT_FLOOR, record_path
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.trained_model import write_trained
@@ -126,3 +126,22 @@ def test_without_calibration_audio_the_check_is_skipped_and_says_so(
     assert engine.precision == "int8"
     [line] = check_lines(caplog)
     assert line.startswith("int8 check skipped: no calibration audio in")
+
+
+def test_the_check_runs_once_per_export_and_later_starts_read_its_answer(
+    settings: Settings, trained_export: tuple[Path, Path], closing: list[Engine],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The check needs fp32 beside int8 (four times int8's memory) and seconds of decoding,
+    so it runs in a child process, once: its answer is recorded, and the next start with the
+    same files, clips and onnxruntime reads it and says the same."""
+    caplog.set_level(logging.INFO)
+    record_path(trained_export[1], None).unlink(missing_ok=True)
+    closing.append(engine_on(settings, *trained_export))
+    first = [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    closing.append(engine_on(settings, *trained_export))
+    second = [r.getMessage() for r in caplog.records]
+    assert "comparing int8 with fp32 once for this export, in a child process" in first
+    assert not any("child process" in line for line in second)
+    assert check_lines(caplog) == [line for line in first if line.startswith("int8 check")]

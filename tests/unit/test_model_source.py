@@ -1,13 +1,25 @@
-"""Where models come from: the aliases agree with funasr's, and the no-hub answer shows every
-way out that the README offers, in commands that exist."""
+"""Where models come from: the aliases agree with funasr's, a hub copy once found is found
+again without modelscope, and the no-hub answer shows every way out that the README offers,
+in commands that exist."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
-from sensevoice_server.model_source import HUB_ALIASES, ModelSource, unreachable
+import pytest
+
+from sensevoice_server.model_source import (
+    HUB_ALIASES,
+    REQUIRED_FILES,
+    HubCopies,
+    ModelSource,
+    unreachable,
+)
 from sensevoice_server.settings import Settings, flag
 
 
@@ -50,3 +62,29 @@ def test_the_commands_the_no_hub_answer_gives_exist() -> None:
     assert words[1] == directory
     assert {words[0], words[2]} == {flag(name) for name in ("model", "vad_model")}
     assert set(Settings.model_fields) >= {"model", "vad_model"}
+
+
+def test_a_hub_copy_found_once_is_used_again_without_importing_modelscope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """modelscope imports torch (about 540 MB) just to say where its cache keeps a model, so
+    the answer is remembered: a later start finds the copy with neither. A remembered copy
+    that is no longer whole is asked of modelscope again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "modelscope"))
+    copy = tmp_path / "modelscope" / "models" / "iic" / "SenseVoiceSmall"
+    copy.mkdir(parents=True)
+    for name in REQUIRED_FILES:
+        (copy / name).write_text("x")
+    HubCopies().put("iic/SenseVoiceSmall", str(copy))
+    probe = (
+        "import sys; from sensevoice_server.model_source import cached_copy; "
+        "print(cached_copy('iic/SenseVoiceSmall')); print('modelscope' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=60, check=True)  # fmt: skip
+    assert done.stdout.split() == [str(copy), "False"]
+    (copy / "model.pt").unlink()
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=60, check=True)  # fmt: skip
+    assert done.stdout.split()[-1] == "True"
