@@ -7,7 +7,8 @@ trained here on espeak-ng speech) transcribes held-out clips (new sentences, voi
 speeds it was not trained on) through:
 - funasr's own pipeline (AutoModel.generate: the reference),
 - the service's core with each backend and precision: torch fp32, ONNX fp32, ONNX static
-  int8 (the CPU default), ONNX dynamic int8 (one segment per call),
+  int8 (the CPU default), ONNX dynamic int8 (one segment per call), OpenVINO bf16 and int8
+  on the same export,
 - each front end of a real app on a real port (its default: ONNX static int8): the HTTP API,
   live WebSocket finals sent at real time, the batch CLI, the Gradio API.
 Each row gives English WER, Mandarin CER, the language tag's accuracy, and the seconds of
@@ -71,6 +72,8 @@ def main() -> None:
         ("core: ONNX fp32", "onnx", "fp32", exports["static"]),
         ("core: ONNX static int8 (CPU default)", "onnx", "int8", exports["static"]),
         ("core: ONNX dynamic int8", "onnx", "int8", exports["dynamic"]),
+        ("core: OpenVINO bf16", "openvino", "bf16", exports["static"]),
+        ("core: OpenVINO int8", "openvino", "int8", exports["static"]),
     ):
         heard, cost = core(model, backend, precision, onnx_dir, audio, args.ncpu)
         rows.append(row(label, utterances, heard, cost / seconds))
@@ -98,7 +101,7 @@ def main() -> None:
     times = print_table(["word times (English, " + timing.pop("words") + " words)", "median ms",
                          "p90 ms"], [[k, *v] for k, v in timing.items()])  # fmt: skip
     print()
-    agreement = print_table(["int8 export", "agrees with fp32 on calibration tokens %",
+    agreement = print_table(["int8 or bf16 model", "agrees with fp32 on calibration tokens %",
                              "English WER %", "Mandarin CER %"], checks)  # fmt: skip
     plot(rows, checks, ROOT / "docs" / "accuracy.png")
     (OUT / "accuracy.txt").write_text(table + "\n\n" + times + "\n\n" + agreement + "\n",
@@ -253,7 +256,21 @@ def int8_check_rows(
         heard, _ = core(model, "onnx", precision, directory, audio, ncpu)
         scored = row(f"check: {label}", utterances, heard)
         rows.append([label, f"{100 * agreed.ratio:.1f}", scored[1], scored[2]])
+    for precision in ("bf16", "int8"):  # the other runtime on the sound export
+        candidate = openvino_backend(exports["static"], precision, ncpu)
+        agreed = agreement(fp32, candidate)
+        heard, _ = core(model, "openvino", precision, exports["static"], audio, ncpu)
+        scored = row(f"check: OpenVINO {precision}", utterances, heard)
+        rows.append([f"OpenVINO {precision}", f"{100 * agreed.ratio:.1f}", scored[1], scored[2]])
     return rows
+
+
+def openvino_backend(export_dir: Path, precision: str, ncpu: int) -> Any:
+    from sensevoice_server.engine.backends.openvino import OpenVinoBackend
+    from sensevoice_server.engine.export import FILES
+
+    file = FILES["int8" if precision == "int8" else "fp32"]
+    return OpenVinoBackend(export_dir / file, precision, ncpu)
 
 
 # --- front ends of a running app --------------------------------------------------------------

@@ -8,11 +8,16 @@ measurements are interleaved: every round asks each system for the 10 s and the 
 turn, so a busy moment of the machine hits them all alike. Systems:
 - funasr generate: the reference pipeline (AutoModel with silero VAD, merge_vad), torch;
 - engine torch fp32: this service's engine (VAD stage, batcher, torch backend);
-- engine onnx fp32 / int8: the same engine on the ONNX export (made once, kept in bench/out).
+- engine onnx fp32 / int8: the same engine on the ONNX export (made once, kept in bench/out);
+- engine openvino bf16 / int8: the same engine and export under OpenVINO (its compiled
+  model cached under ~/.cache/sensevoice/openvino: a second run loads from there);
+- on request: openvino fp32, and "... 1-call" systems: one model call at a time over every
+  thread (--model-threads 1) where the engine's default runs two calls at once.
 Printed: median seconds per clip and the speed-up over funasr generate, CPU seconds per
-clip, load time (the backend from its files; the whole start in brackets), peak RSS of the
-worker, and how often int8's tokens agree with fp32's (random weights: says nothing about
-accuracy). Plot: docs/backends.png.
+clip, load time (the backend from its files; the whole start in brackets), the worker's
+resident memory once ready and its peak, and how often each other ONNX system's words
+agree with onnx fp32's (random weights: says nothing about accuracy). Plot:
+docs/backends.png. --systems picks some (funasr generate is the ratios' base: keep it).
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ from typing import Any
 
 from bench.common import OUT, ROOT, clip, full_model, print_table
 
-SYSTEMS = ["funasr generate", "engine torch fp32", "engine onnx fp32", "engine onnx int8"]
+SYSTEMS = ["funasr generate", "engine torch fp32", "engine onnx fp32", "engine onnx int8",
+           "engine openvino bf16", "engine openvino int8"]  # fmt: skip
+# on request (--systems): OpenVINO's fp32, and the CPU backends with one model call at a
+# time over every thread (--model-threads 1) instead of the default two calls at once
+MORE_SYSTEMS = ["engine openvino fp32", "engine onnx int8 1-call", "engine openvino bf16 1-call",
+                "engine openvino int8 1-call"]  # fmt: skip
 CLIPS = (10, 60)
 
 
@@ -66,10 +76,11 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
         from sensevoice_server.options import DecodeOptions
         from sensevoice_server.settings import Settings
 
-        _, backend, precision = system.split()
+        _, backend, precision, *calls = system.split()
         settings = Settings(model=model, vad_model="silero-vad", device="cpu", ncpu=ncpu,
                             backend=backend, precision=precision, cache_url="none",
-                            onnx_dir=export_dir if backend == "onnx" else None)  # fmt: skip
+                            model_threads=1 if calls == ["1-call"] else 0,
+                            onnx_dir=str(export_dir) if backend != "torch" else None)  # fmt: skip
         engine = Engine(EngineSettings.of(settings))
         engine.start()
         assert engine.wait_ready(3600), engine.failure
@@ -79,7 +90,8 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
             return engine.submit(samples, DecodeOptions()).result(3600).text
 
     load_s = time.perf_counter() - started
-    print(json.dumps({"load_s": load_s, "backend_load_s": backend_load}), file=answer, flush=True)
+    print(json.dumps({"load_s": load_s, "backend_load_s": backend_load, "rss_mb": rss_mb()}),
+          file=answer, flush=True)  # fmt: skip
     for line in sys.stdin:
         if line.strip() == "quit":
             break
@@ -91,6 +103,13 @@ def worker(system: str, ncpu: int, export_dir: str) -> None:
         print(json.dumps(result, ensure_ascii=False), file=answer, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": peak_mb}), file=answer, flush=True)
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (ru_maxrss gives only the peak)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
 
 
 class Worker:
@@ -153,7 +172,8 @@ def plot(medians: dict[str, dict[int, float]], path: Path) -> None:
     for axis, seconds in zip(axes, CLIPS, strict=True):
         names = list(medians)
         values = [medians[name][seconds] for name in names]
-        bars = axis.barh(names, values, color=["#888", "#4c72b0", "#55a868", "#c44e52"])
+        colors = ["#888", "#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd"]
+        bars = axis.barh(names, values, color=colors[: len(names)])
         axis.bar_label(bars, [f"{v:.2f} s" for v in values], padding=3)
         axis.invert_yaxis()
         axis.set_title(f"{seconds} s clip (VAD included), {os.cpu_count()} cores")
@@ -162,20 +182,40 @@ def plot(medians: dict[str, dict[int, float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def print_agreement(runs: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    """onnx fp32's text against torch's (equal), and each other ONNX system's words against
+    onnx fp32's (random weights: says nothing about accuracy)."""
+    fp32 = runs.get("engine onnx fp32")
+    if fp32 is None:
+        return
+    for s in CLIPS:
+        if torch_text := runs.get("engine torch fp32"):
+            same = fp32[s][0]["text"] == torch_text[s][0]["text"]
+            print(f"\n{s} s: onnx fp32 text {'equals' if same else 'DIFFERS from'} torch's")
+        for name, other in runs.items():
+            if name.startswith(("engine onnx", "engine openvino")) and other is not fp32:
+                shared = agreement(fp32[s][0]["text"], other[s][0]["text"])
+                print(f"{s} s: {name} shares {100 * shared:.0f}% of its words with onnx fp32")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--ncpu", type=int, default=2)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--export-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--export-dir", type=Path,
+                        help="an export of the full-size checkpoint made earlier (default: "
+                             "bench/out/full-onnx, made now if missing)")  # fmt: skip
+    known = ", ".join(SYSTEMS + MORE_SYSTEMS)
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated: {known}")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.ncpu, args.export_dir)
         return
     model = full_model()
-    export_dir = ensure_export(model)
+    export_dir = args.export_dir or ensure_export(model)
     workers = []
-    for system in SYSTEMS:  # loaded one after the other: loading is measured too
+    for system in args.systems.split(","):  # loaded one after the other: loading is measured
         print(f"loading {system} ...", flush=True)
         workers.append(Worker(system, args.ncpu, export_dir))
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {
@@ -192,7 +232,7 @@ def main() -> None:
     medians = {name: {s: statistics.median(r["seconds"] for r in runs[name][s]) for s in CLIPS}
                for name in runs}  # fmt: skip
     base = medians["funasr generate"]
-    rows = []
+    rows: list[list[object]] = []
     for w in workers:
         name = w.system
         cpu = {s: statistics.median(r["cpu_s"] for r in runs[name][s]) for s in CLIPS}
@@ -201,23 +241,18 @@ def main() -> None:
             *(f"{medians[name][s]:.2f} s ({base[s] / medians[name][s]:.2f}x)" for s in CLIPS),
             *(f"{cpu[s]:.1f}" for s in CLIPS),
             f"{w.loaded['backend_load_s']:.1f} s ({w.loaded['load_s']:.0f} s)",
+            f"{w.loaded['rss_mb'] / 1024:.2f} GB",
             f"{peaks[name] / 1024:.2f} GB",
         ])  # fmt: skip
     print(f"\nfull-size random checkpoint, CPU ({os.cpu_count()} cores, ncpu={args.ncpu}), "
           f"silero VAD, medians of {args.repeat} interleaved rounds\n")  # fmt: skip
     print_table(["system", "10 s clip", "60 s clip", "CPU s (10 s)", "CPU s (60 s)",
-                 "load (whole start)", "peak RSS"], rows)  # fmt: skip
-    fp32 = runs["engine onnx fp32"]
-    int8 = runs["engine onnx int8"]
-    torch_text = runs["engine torch fp32"]
-    for s in CLIPS:
-        same = fp32[s][0]["text"] == torch_text[s][0]["text"]
-        print(f"\n{s} s: onnx fp32 text {'equals' if same else 'DIFFERS from'} torch's; int8 "
-              f"shares {agreement(fp32[s][0]['text'], int8[s][0]['text']) * 100:.0f}% of its "
-              "words with fp32 (random weights: says nothing about accuracy)")  # fmt: skip
-    path = ROOT / "docs" / "backends.png"
-    plot(medians, path)
-    print(f"\nplot: {path}")
+                 "load (whole start)", "RSS when ready", "peak RSS"], rows)  # fmt: skip
+    print_agreement(runs)
+    if set(runs) == set(SYSTEMS):  # the README's plot shows every system
+        path = ROOT / "docs" / "backends.png"
+        plot(medians, path)
+        print(f"\nplot: {path}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """`python -m sensevoice_server.cli COMMAND ...`: the command-line tools (clients, batch and
-corpus jobs, the ONNX export)."""
+corpus jobs, the ONNX export and its int8 check)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from sensevoice_server.cli import batch, corpus, export, stream
+from sensevoice_server.cli import batch, choose_backend, corpus, export, int8_check, stream
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_parser(commands)
     corpus.add_parser(commands)
     export.add_parser(commands)
+    int8_check.add_parser(commands)
+    choose_backend.add_parser(commands)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

@@ -1,8 +1,10 @@
 """Which backend and precision a process runs, and loading it (exporting first if need be).
 
-`auto` picks torch on CUDA (fp16: the GPU's fast path, where batching pays) and ONNX on a
-CPU (onnxruntime: faster per core than torch's eager mode, and a fraction of its memory;
-the README's speed table has the numbers).
+`auto` picks torch on CUDA (fp16: the GPU's fast path, where batching pays) and on a CPU
+onnxruntime's static int8 (faster per core than torch's eager mode, and a fraction of its
+memory; the README's speed table has the numbers), unless OpenVINO is installed: then the
+CPU runtimes are timed once on this machine and the fastest that agrees with fp32 is
+served (engine/backend_choice.py), onnxruntime wherever it wins.
 """
 
 from __future__ import annotations
@@ -15,17 +17,37 @@ CPU_PRECISION = "int8"  # static int8: 2.2x torch on this project's 2-core CPU (
 
 
 def choose_backend(settings: EngineSettings) -> tuple[str, str]:
-    """(backend, precision) for `auto` settings on their device, or as set."""
+    """(backend, precision) for `auto` settings on their device, or as set. On a CPU, auto's
+    answer is provisional until the model loads (`load_backend` may measure another)."""
     cuda = settings.device.startswith("cuda")
-    backend = settings.backend
-    if backend == "auto":
-        backend = "torch" if cuda else "onnx"
+    backend: str = settings.backend
     precision: str = settings.precision
+    if backend == "auto":
+        # bf16 runs on OpenVINO alone, so asking for it picks the runtime too
+        backend = "torch" if cuda else ("openvino" if precision == "bf16" else "onnx")
     if precision == "auto":
         precision = ("fp16" if cuda else "fp32") if backend == "torch" else CPU_PRECISION
     if precision == "fp16" and not cuda:
         raise StartupError("--precision fp16 needs a CUDA device (--device cuda:N)")
+    if precision == "bf16" and backend != "openvino":
+        raise StartupError("--precision bf16 runs on the openvino backend (a CPU) only")
+    if backend == "openvino":
+        check_openvino(precision)
     return backend, precision
+
+
+def check_openvino(precision: str) -> None:
+    """OpenVINO installed, and computing bf16 on this CPU when bf16 is asked for: said at
+    start-up, not when the model thread gets there."""
+    from sensevoice_server.engine.backends import openvino
+
+    if not openvino.available():
+        raise StartupError(f"--backend openvino needs OpenVINO: {openvino.INSTALL_HINT}")
+    if precision == "bf16" and not openvino.computes_bf16():
+        raise StartupError(
+            "--precision bf16: OpenVINO does not compute bf16 on this CPU (it needs AMX or "
+            "AVX512_BF16); use --precision int8 or fp32"
+        )
 
 
 def load_backend(settings: EngineSettings, backend: str, precision: str) -> Backend:
@@ -33,7 +55,16 @@ def load_backend(settings: EngineSettings, backend: str, precision: str) -> Back
         from sensevoice_server.engine.backends.torch import TorchBackend
 
         return TorchBackend(settings.model, settings.device, settings.ncpu, precision)
-    from sensevoice_server.engine.backends.onnx import OnnxBackend
+    from sensevoice_server.engine import backend_choice
+    from sensevoice_server.engine.backends.onnx import OnnxBackend, export_file
+
+    if backend_choice.applies(settings):
+        export_dir = export_file(settings, "fp32").parent  # made now at the first start
+        backend, precision = backend_choice.chosen(settings, export_dir)
+    if backend == "openvino":
+        from sensevoice_server.engine.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend.for_settings(settings, precision)
     from sensevoice_server.engine.int8_check import checked
 
     loaded = OnnxBackend.for_settings(settings, precision)
