@@ -20,12 +20,17 @@ from typing import Any
 
 from sensevoice_server.engine import calibration
 from sensevoice_server.engine.features import FEATURE_DIM, Cmvn
+from sensevoice_server.engine.int8_graph import lean
 from sensevoice_server.engine.queries import ITN_QUERY, LANGUAGE_QUERY
 from sensevoice_server.engine.tokens import Vocabulary
 
 log = logging.getLogger(__name__)
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+EXPORT_VERSION = 2
+"""What the export makes, numbered: 1 traced funasr's modules as they are; 2 masks attention
+additively (export_attention.py) and fuses int8's biases (int8_graph.py), the same results
+faster. Part of the cached export's name, so a server upgraded from 1 exports again."""
 OPSET = 17
 
 
@@ -58,6 +63,7 @@ def export(
     import torch
 
     from sensevoice_server.engine.backends.torch import SenseVoiceLogits, load_funasr_model
+    from sensevoice_server.engine.export_attention import additive_masks
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
@@ -74,7 +80,7 @@ def export(
     rows = torch.tensor([80, 100], dtype=torch.int32)  # two lengths: masks traced as dynamic
     example = (torch.randn(2, 100, FEATURE_DIM), rows, torch.tensor([0, 3], dtype=torch.int32),
                torch.tensor([14, 15], dtype=torch.int32))  # fmt: skip
-    with torch.no_grad():
+    with torch.no_grad(), additive_masks(module):
         torch.onnx.export(
             module, example, str(partial / FILES["fp32"]), dynamo=False, opset_version=OPSET,
             input_names=["x", "x_length", "language", "text_norm"], output_names=["logits"],
@@ -139,6 +145,7 @@ def quantize(fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path |
         # DQ -> MatMul -> float (MatMulIntegerToFloat): the outputs are not requantised
         extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
     )  # fmt: skip
+    log.info("ONNX export: int8 graph fused (%d biases into their MatMuls)", lean(int8))
     return "static"
 
 

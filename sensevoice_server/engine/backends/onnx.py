@@ -10,30 +10,22 @@ first start (engine/export.py) and kept under ~/.cache/sensevoice/onnx/<checkpoi
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sensevoice_server.engine.backends import Item
+from sensevoice_server.engine.backends.export_metadata import ExportMetadata
+from sensevoice_server.engine.cli_subprocess import run_cli
 from sensevoice_server.engine.config import EngineSettings
-from sensevoice_server.engine.export import FILES
-from sensevoice_server.engine.features import Cmvn, pad_batch
+from sensevoice_server.engine.export import EXPORT_VERSION, FILES
+from sensevoice_server.engine.export_cache import kept_export, model_directory
 from sensevoice_server.engine.fingerprint import identify
-from sensevoice_server.engine.tokens import Vocabulary
 from sensevoice_server.errors import ModelLoadError
-from sensevoice_server.user_dirs import cache_dir
 
 log = logging.getLogger(__name__)
-
-REQUIRED_METADATA = ("vocab_size", "lfr_window_size", "lfr_window_shift", "neg_mean",
-                     "inv_stddev", "with_itn", "without_itn", "lang_auto", "lang_zh",
-                     "lang_en", "lang_yue", "lang_ja", "lang_ko")  # fmt: skip
 
 
 class OnnxBackend:
@@ -51,6 +43,10 @@ class OnnxBackend:
         # idle pool threads sleep instead of spinning: the VAD and the event loop share the
         # cores, and spinning showed as CPU time with no work done
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no arena: its blocks, sized for the longest segment so far, were kept for good
+        # (about 270 MB after one 60 s call on the full-size model); without it that memory
+        # goes back after each call, at no measured cost in speed (docs/FACTS.md)
+        options.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(model_file), options, providers=["CPUExecutionProvider"]
@@ -61,48 +57,18 @@ class OnnxBackend:
                 "exported again at the next start) or point --onnx-dir at a good export."
             ) from error
         meta = self._session.get_modelmeta().custom_metadata_map
-        missing = [key for key in REQUIRED_METADATA if key not in meta]
-        if missing:
-            raise ModelLoadError(
-                f"{model_file}: not a SenseVoice export (its metadata has no "
-                f"{', '.join(missing)}); export one with python -m sensevoice_server.cli export"
-            )
+        self.export = ExportMetadata.of(model_file, meta)
         self.model_file = model_file
         self.precision = precision
-        # dynamic int8 (sherpa-onnx's downloads, or ours without calibration clips) scales
-        # activations over the whole padded batch, so an item's text would depend on its
-        # batch mates (docs/FACTS.md, "ONNX and onnxruntime"): one item at a time. Static
-        # scales do not depend on it.
-        self.batch_independent = precision == "fp32" or meta.get("quantization") == "static"
-        self.cmvn = Cmvn.from_strings(meta["neg_mean"], meta["inv_stddev"])
-        self.vocabulary = Vocabulary.from_model_dir(model_file.parent)
-        if len(self.vocabulary) != int(meta["vocab_size"]):
-            raise ModelLoadError(
-                f"{model_file}: its vocabulary ({meta['vocab_size']}) does not match "
-                f"{model_file.parent}'s tokens ({len(self.vocabulary)}): a mismatched export"
-            )
-        self._languages = {k[5:]: int(v) for k, v in meta.items() if k.startswith("lang_")}
-        self._itn = {True: int(meta["with_itn"]), False: int(meta["without_itn"])}
+        self.batch_independent = self.export.batch_independent(precision)
+        self.cmvn, self.vocabulary = self.export.cmvn, self.export.vocabulary
 
     @classmethod
     def for_settings(cls, settings: EngineSettings, precision: str) -> OnnxBackend:
-        directory = (Path(settings.onnx_dir) if settings.onnx_dir
-                     else exported(settings.model, settings.calibration_audio))  # fmt: skip
-        model_file = directory / FILES[precision]
-        if not model_file.exists():
-            raise ModelLoadError(
-                f"--onnx-dir {directory}: no {model_file.name} for --precision {precision}."
-            )
-        return cls(model_file, precision, settings.ncpu)
+        return cls(export_file(settings, precision), precision, settings.threads_per_call(cls.name))
 
     def logits(self, items: list[Item]) -> list[np.ndarray]:
-        padded, lengths = pad_batch([item.features for item in items])
-        feeds = {
-            "x": padded,
-            "x_length": lengths,
-            "language": np.array([self._languages.get(i.language, 0) for i in items], np.int32),
-            "text_norm": np.array([self._itn[i.use_itn] for i in items], np.int32),
-        }
+        feeds, lengths = self.export.feeds(items)
         out: Any = self._session.run(["logits"], feeds)[0]
         return [out[row, : length + 4] for row, length in enumerate(lengths)]
 
@@ -111,24 +77,29 @@ class OnnxBackend:
         return {"backend": "onnx", "precision": self.precision, "export": export_hash}
 
 
+def export_file(settings: EngineSettings, precision: str) -> Path:
+    """The file of the export `settings` name (--onnx-dir, else --model's own, made now if
+    need be) that holds `precision`'s model (int8's, or fp32's for fp32 and bf16)."""
+    directory = (Path(settings.onnx_dir) if settings.onnx_dir
+                 else exported(settings.model, settings.calibration_audio))  # fmt: skip
+    model_file = directory / FILES["int8" if precision == "int8" else "fp32"]
+    if not model_file.exists():
+        raise ModelLoadError(
+            f"--onnx-dir {directory}: no {model_file.name} for --precision {precision}."
+        )
+    return model_file
+
+
 def exported(model: str, calibration_audio: str | None = None) -> Path:
     """The export of `model` (a local directory by now: model_source.py resolves hub ids),
-    made now if there is none yet, kept by the checkpoint's content hash."""
-    source = Path(model)
-    if not source.is_dir():  # a hub id: downloaded first, as funasr would
-        from modelscope.hub.snapshot_download import snapshot_download
-
-        log.info("downloading %s from the model hub", model)
-        source = Path(snapshot_download(model))
-    directory = cache_dir() / "onnx" / identify(str(source))[:16]
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    # replicas of one machine share this cache: the first exports, the others wait for it
-    with open(directory.with_name(directory.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (directory / FILES["fp32"]).exists():
-            log.info("no ONNX export of %s yet: exporting it once to %s", source, directory)
-            export_in_subprocess(source, directory, calibration_audio)
-    return directory
+    made now if there is none yet, kept by the checkpoint's content hash and the export's
+    version (a newer export is made again, not mistaken for an old one)."""
+    source = model_directory(model)
+    return kept_export(
+        "onnx", "ONNX", source, FILES["fp32"],
+        lambda directory: export_in_subprocess(source, directory, calibration_audio),
+        version=EXPORT_VERSION,
+    )  # fmt: skip
 
 
 def export_in_subprocess(
@@ -137,19 +108,12 @@ def export_in_subprocess(
     """The export in a process of its own: tracing needs a deeper stack than a thread has
     (it fails with a SystemError in the engine's thread), and its peak memory (about twice
     the model) is given back to the system when that process ends."""
-    command = [sys.executable, "-m", "sensevoice_server.cli", "export", str(source), str(directory)]
+    arguments = ["export", str(source), str(directory)]
     if calibration_audio:
-        command += ["--calibration-audio", calibration_audio]
-    package_root = str(Path(__file__).resolve().parents[3])  # importable from anywhere
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "PYTHONPATH": path}) as process:  # fmt: skip
-        assert process.stdout is not None
-        for line in process.stdout:  # its progress, in our log
-            if line.strip() and "WARNING" not in line:
-                log.info("export: %s", line.rstrip().split(": ", 1)[-1])
-    if process.returncode != 0 or not (directory / FILES["fp32"]).exists():
+        arguments += ["--calibration-audio", calibration_audio]
+    status = run_cli(*arguments, label="export")
+    if status != 0 or not (directory / FILES["fp32"]).exists():
         raise ModelLoadError(
-            f"--model {source}: the ONNX export failed (exit {process.returncode}); run "
+            f"--model {source}: the ONNX export failed (exit {status}); run "
             f"python -m sensevoice_server.cli export {source} to see why, or use --backend torch"
         )
