@@ -55,17 +55,25 @@ class Settings(BaseSettings):
     model: str = "iic/SenseVoiceSmall"
     """Hub id (downloaded on first start) or a local SenseVoiceSmall directory."""
     vad_model: str = "fsmn-vad"
-    """VAD model: fsmn-vad (hub), silero-vad (shipped in its wheel) or a local directory."""
+    """VAD model: fsmn-vad (hub; its network is exported to ONNX at first start and run on
+    onnxruntime, with funasr's segments), silero-vad (shipped in its wheel) or a local
+    directory."""
     device: str = "auto"
     """auto (cuda:0 when available, else cpu), cpu, or cuda:N."""
     ncpu: int = Field(default_factory=cores_given_to_process, ge=1)
     """CPU threads for inference; defaults to the cores given to this process."""
-    backend: Literal["auto", "torch", "onnx"] = "auto"
-    """auto (torch on CUDA, onnx on CPU), torch (funasr's own modules) or onnx (onnxruntime
-    on an ONNX export of --model, made at first start)."""
-    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"
-    """auto (fp16 with torch on CUDA, int8 with onnx on a CPU), fp32, fp16 (torch on CUDA) or
-    int8 (onnx)."""
+    model_threads: int = Field(0, ge=0, le=64)
+    """Model calls run at once on a CPU, sharing --ncpu (onnx backend: its sessions take
+    concurrent calls; torch runs one). 0: auto, as many as --ncpu up to 2 (measured: README)."""
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    """auto (torch on CUDA; on a CPU onnx int8, or OpenVINO where it was measured faster on
+    this machine at first start, recorded in the cache), torch (funasr's own modules), onnx
+    (onnxruntime on an ONNX export of --model, made at first start) or openvino (the same
+    export under OpenVINO: the `openvino` extra)."""
+    precision: Literal["auto", "fp32", "fp16", "int8", "bf16"] = "auto"
+    """auto (fp16 with torch on CUDA, int8 on a CPU), fp32, fp16 (torch on CUDA), int8 (onnx,
+    openvino) or bf16 (openvino, on a CPU with AMX or AVX512_BF16: close to fp32 without
+    calibration)."""
     onnx_dir: str | None = None
     """An ONNX export to run (from `python -m sensevoice_server.cli export`, or sherpa-onnx's
     SenseVoice download); default: exported from --model once, kept under
@@ -215,7 +223,11 @@ class Settings(BaseSettings):
         if self.precision == "fp16" and self.backend == "onnx":
             raise ValueError("--precision fp16 runs on the torch backend (on CUDA) only")
         if self.precision == "int8" and self.backend == "torch":
-            raise ValueError("--precision int8 runs on the onnx backend only")
+            raise ValueError("--precision int8 runs on the onnx and openvino backends only")
+        if self.precision == "fp16" and self.backend == "openvino":
+            raise ValueError("--precision fp16 runs on the torch backend (on CUDA) only")
+        if self.precision == "bf16" and self.backend in ("torch", "onnx"):
+            raise ValueError("--precision bf16 runs on the openvino backend only")
         return self
 
     @field_validator("ui_auth")

@@ -26,11 +26,12 @@ class Batcher:
         self._closed = False
 
     def put(self, items: list[WorkItem]) -> None:
-        """Add one job's items, in time order."""
+        """Add one job's items, in time order. As many waiting model threads are woken as
+        there are items: with two, an upload's segments are decoded two at a time."""
         with self._ready:
             for item in items:
                 self._queues[item.job.priority].append(item)
-            self._ready.notify()
+            self._ready.notify(len(items))
 
     def close(self) -> None:
         """No more items: `next_batch` returns what is left, then None."""

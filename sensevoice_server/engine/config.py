@@ -12,6 +12,9 @@ from typing import Literal
 
 from sensevoice_server.settings import Settings
 
+CONCURRENT_BACKENDS = {"onnx", "openvino"}  # whose model takes calls from several threads
+AUTO_CALLS = 2
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -19,8 +22,9 @@ class EngineSettings:
     vad_model: str
     device: str  # resolved: "cpu" or "cuda:N", never "auto"
     ncpu: int
-    backend: Literal["auto", "torch", "onnx"]
-    precision: Literal["auto", "fp32", "fp16", "int8"]
+    model_threads: int  # 0: auto (calls_at_once)
+    backend: Literal["auto", "torch", "onnx", "openvino"]
+    precision: Literal["auto", "fp32", "fp16", "int8", "bf16"]
     onnx_dir: str | None
     calibration_audio: str | None  # None: the shipped set (engine/calibration.py)
     batch_max_items: int  # 0: the device's default
@@ -41,6 +45,7 @@ class EngineSettings:
             vad_model=settings.vad_model,
             device=settings.resolved_device(),
             ncpu=settings.ncpu,
+            model_threads=settings.model_threads,
             backend=settings.backend,
             precision=settings.precision,
             onnx_dir=settings.onnx_dir,
@@ -55,3 +60,16 @@ class EngineSettings:
             speaker_model=settings.speaker_model,
             max_pending=max_pending if max_pending is not None else settings.queue_size,
         )
+
+    def calls_at_once(self, backend: str) -> int:
+        """Model calls the engine runs at once. onnxruntime's `InferenceSession.run` is
+        thread-safe (onnxruntime issue 19301), and one call keeps two cores only partly busy
+        (its operators run one after another, most too small to split), so on a CPU two
+        calls of one thread each decode about twice what one call of two threads does
+        (docs/FACTS.md, "ONNX and onnxruntime"). funasr's modules take one call at a time."""
+        if backend not in CONCURRENT_BACKENDS or self.device != "cpu":
+            return 1
+        return min(self.model_threads or AUTO_CALLS, self.ncpu)
+
+    def threads_per_call(self, backend: str) -> int:
+        return max(1, self.ncpu // self.calls_at_once(backend))

@@ -2,7 +2,8 @@
 
 funasr models are not thread-safe (two threads in one AutoModel crashed the process), so
 each model has exactly one thread (workers.py): "sensevoice-vad" runs the VAD stage over
-uploads, and "sensevoice-engine" runs the backend over batches from the batcher
+uploads, and "sensevoice-engine" runs the backend over batches from the batcher, with a
+second thread beside it when the backend takes concurrent calls (onnxruntime on a CPU)
 (docs/ARCHITECTURE.md, invariants 1 and 2). The Engine is their front: callers submit a job
 and wait on its future; a full queue says Busy (429). Stopping drains: what is queued is
 finished first.
@@ -39,18 +40,24 @@ class Engine:
     ) -> None:
         self._settings = settings
         self.device = settings.device
-        self.backend_name, precision = choose_backend(settings)
+        backend_name, precision = choose_backend(settings)
         cuda = self.device.startswith("cuda")
         self._batcher = Batcher(
             max_items=settings.batch_max_items or (16 if cuda else 1),
             max_seconds=settings.batch_size_s,
             wait_s=settings.batch_wait_ms / 1000,
         )
-        self.workers = Workers(settings, (self.backend_name, precision), self._batcher,
+        self.workers = Workers(settings, (backend_name, precision), self._batcher,
                                on_fatal)  # fmt: skip
         self._lock = threading.Lock()
         self._pending = 0
         self._accepting = True
+
+    @property
+    def backend_name(self) -> str:
+        """As chosen, until the model is loaded; then as served (on a CPU, `auto` serves
+        what a measurement on this machine chose, engine/backend_choice.py)."""
+        return self.workers.backend_name
 
     @property
     def precision(self) -> str:
@@ -117,13 +124,14 @@ class Engine:
             # reaches the next chunk, or in a model call: both threads are daemons, so the
             # process need not wait for work nobody wants.
             timeout = min(timeout, 1.0) if timeout is not None else 1.0
-        vad, model = self.workers.threads
+        vad, *models = self.workers.threads
         if vad.is_alive():
             self.workers.vad_jobs.put(None)
             vad.join(timeout)
         self._batcher.close()
-        if model.is_alive():
-            model.join(timeout)
+        for model in models:
+            if model.is_alive():
+                model.join(timeout)
 
     # --- submitting work ----------------------------------------------------------------
     def submit(

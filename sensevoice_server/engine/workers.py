@@ -1,6 +1,7 @@
 """The engine's two threads, each the only one to touch its models (docs/ARCHITECTURE.md,
 invariants 1 and 2): "sensevoice-vad" loads the VAD (and CAM++) and cuts jobs into segments,
-"sensevoice-engine" loads the backend and decodes the batcher's batches.
+"sensevoice-engine" loads the backend and decodes the batcher's batches (with more threads
+beside it, "sensevoice-engine-2"..., where the backend takes concurrent calls: onnxruntime).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sensevoice_server.engine.decoder import Decoder
 from sensevoice_server.engine.fingerprint import fingerprint, identify
 from sensevoice_server.engine.jobs import EmbedJob, Job
 from sensevoice_server.engine.loading import load_backend
+from sensevoice_server.engine.memory import give_back_freed_memory
 from sensevoice_server.engine.segmenter import Segmenter, runs_in_torch
 from sensevoice_server.engine.vad import Stopped
 
@@ -106,9 +108,20 @@ class Workers:
     def _run_model(self) -> None:
         if not self._load("model", self._load_model):
             return
-        assert self.decoder is not None
+        assert self.backend is not None and self.decoder is not None
+        for number in range(2, self._settings.calls_at_once(self.backend.name) + 1):
+            decoder = Decoder(self.backend, self._settings.keyword_boost)
+            thread = threading.Thread(target=self._decode_batches, args=(decoder,),
+                                      name=f"sensevoice-engine-{number}", daemon=True)  # fmt: skip
+            self.threads.append(thread)
+            thread.start()
+        self._decode_batches(self.decoder)
+
+    def _decode_batches(self, decoder: Decoder) -> None:
+        """One model thread's loop; a backend that takes concurrent calls has several, each
+        with a decoder of its own over the one model (config.py, `calls_at_once`)."""
         while (batch := self.batcher.next_batch()) is not None:
-            self.decoder.decode(batch)
+            decoder.decode(batch)
 
     def _load_model(self) -> None:
         started = time.perf_counter()
@@ -118,12 +131,14 @@ class Workers:
         loading = time.perf_counter()
         self.backend = load_backend(settings, self.backend_name, self.precision)
         self.precision = self.backend.precision  # fp32 when int8 failed its check
+        self.backend_name = self.backend.name  # auto on a CPU: measured (backend_choice.py)
         self.backend_load_s = time.perf_counter() - loading
         if not self.backend.batch_independent:
             self.batcher.max_items = 1  # its results would depend on the batch
         self.load_count += 1
         self.decoder = Decoder(self.backend, self._settings.keyword_boost)
         self.decoder.decode_now(WARM_UP)  # the first call pays one-time costs, not a user
+        give_back_freed_memory()  # the model file's parse, freed but kept by the C heap
         self.loaded["vad"].wait()
         self.fingerprint = fingerprint(self._identity())
         log.info("model ready in %.1f s (%s %s on %s), fingerprint %s",

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import wait
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,50 @@ def test_each_model_is_called_from_its_own_thread_only(engine: Engine) -> None:
     finally:
         del backend.logits, vad.segments  # type: ignore[attr-defined]
     assert callers == {"model": {"sensevoice-engine"}, "vad": {"sensevoice-vad"}}
+
+
+def test_onnxruntime_takes_two_calls_at_once_each_from_its_own_thread(
+    settings: Settings, tiny_onnx: Path
+) -> None:
+    """onnxruntime's sessions take concurrent calls, so on a CPU the engine runs two at once
+    (config.py, `calls_at_once`): uploads waiting together are decoded by both model threads,
+    each with its own decoder over the one session, and each upload gets the text that one
+    thread alone gives it. No other thread calls the model."""
+    onnx = {"backend": "onnx", "onnx_dir": str(tiny_onnx), "precision": "fp32", "ncpu": 2}
+    two, one = (started_engine(settings, **onnx, model_threads=n) for n in (2, 1))
+    callers: set[str] = set()
+    running, most = 0, 0
+    lock = threading.Lock()
+    backend = two.workers.backend
+    assert backend is not None
+    logits = backend.logits
+
+    def recording(items):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        with lock:
+            callers.add(threading.current_thread().name)
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # long enough for the other thread to come in beside it
+            return logits(items)
+        finally:
+            with lock:
+                running -= 1
+
+    backend.logits = recording  # type: ignore[method-assign]
+    rng = np.random.default_rng(3)
+    uploads = [np.tile(load("en.wav"), 2) + rng.normal(0, 0.01, 2 * load("en.wav").size)
+               .astype(np.float32) for _ in range(4)]  # fmt: skip
+    try:
+        texts = [f.result(120).text for f in [two.submit(u, DecodeOptions()) for u in uploads]]
+        alone = [one.submit(u, DecodeOptions()).result(120).text for u in uploads]
+    finally:
+        two.close(timeout=30)
+        one.close(timeout=30)
+    assert callers == {"sensevoice-engine", "sensevoice-engine-2"}
+    assert most == 2
+    assert texts == alone
 
 
 def test_a_full_queue_gives_the_busy_error(settings: Settings) -> None:
