@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     ~/.cache/sensevoice/onnx."""
     calibration_audio: str | None = None
     """A directory of audio like yours: int8's activation scales are fixed from it when the
-    export is made, and int8 is checked against fp32 on it at every start (fp32 is served
+    export is made, and int8 is checked against fp32 on it once per export (fp32 is served
     when they disagree). Default: twelve synthetic clips shipped in the package."""
     batch_max_items: int = Field(0, ge=0)
     """Segments decoded together in one model call; 0: 1 on CPU (batching buys nothing

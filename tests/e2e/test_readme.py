@@ -75,6 +75,9 @@ def test_every_readme_command_runs(
             done = run(args, env=model_env)
             listed = (tmp_path / "manifest" / "files.jsonl").read_text().splitlines()
             assert len(listed) >= 6 and '"done"' in listed[0], done.stderr
+        elif "sensevoice_server.cli" in args and "int8-check" in args:
+            done = run(args, env=model_env)
+            assert "int8 agrees with fp32 on" in done.stdout, done.stderr
         elif "sensevoice_server.testing.checkpoint" in args or "export" in args:
             done = run(args, env=model_env)
         else:
