@@ -61,16 +61,11 @@ class Transcriber:
         self.limits = audio.AudioLimits(settings.max_upload_bytes, settings.max_duration_s)
         metrics.watch_engine(lambda: engine.queue_depth, lambda: float(engine.ready))
         metrics.watch_cache(cache)
-        self._started = False
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Load the models in the engine's threads (`ready` turns true after) and reach the
-        cache once in the background; returns at once. Started once: a second call (the
-        app's lifespan, after main.py started it early) does nothing."""
-        if self._started:
-            return
-        self._started = True
+        cache once in the background; returns at once."""
         self.engine.start()
         self.cache.check_soon(self.settings.cache_url)
 
