@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -190,3 +193,20 @@ def test_a_precision_a_backend_cannot_run_is_a_clear_error(settings: Settings) -
     else:
         with pytest.raises(StartupError, match="does not compute bf16 on this CPU"):
             choose_backend(EngineSettings.of(asked))
+
+
+def test_openvino_reports_nothing_home(tmp_path: Path) -> None:
+    """`import openvino` alone starts its usage telemetry: a process forked to send an event
+    to Google Analytics, and a client id written under ~/intel. A server its user runs on
+    their own machine reports nothing; its OpenVINO runs with the telemetry stub."""
+    script = (
+        "import time\n"
+        "from sensevoice_server.engine.backends import openvino\n"
+        "openvino.core()\n"
+        "time.sleep(0.5)\n"  # the event is sent from a thread pool, after the import
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    assert list(home.iterdir()) == []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -53,9 +54,22 @@ def available() -> bool:
 def core() -> openvino.Core:
     if not available():
         raise StartupError(f"--backend openvino needs OpenVINO: {INSTALL_HINT}")
+    return imported().Core()
+
+
+def imported() -> Any:
+    """The openvino package, imported with its usage telemetry off.
+
+    `import openvino` starts openvino-telemetry (a dependency of the wheel): unless the user
+    has opted out, it forks a process to send an event to Google Analytics, from a server
+    whose threads are running and which its user never asked to report anything. OpenVINO
+    ships a stub for installs without that package; hiding the package from this process
+    (a None entry in sys.modules makes its import fail) makes OpenVINO use the stub.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     import openvino
 
-    return openvino.Core()
+    return openvino
 
 
 def computes_bf16(ov_core: openvino.Core | None = None) -> bool:
