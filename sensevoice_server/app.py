@@ -43,6 +43,7 @@ from sensevoice_server.core import build_transcriber
 from sensevoice_server.errors import TooLarge
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.settings import Settings
+from sensevoice_server.transcriber import Transcriber
 from sensevoice_server.ui import SAMPLES_DIR, build_ui
 from sensevoice_server.ui.uploads import delete_cache
 
@@ -57,9 +58,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     on_fatal: Callable[[Exception], None] | None = None,
+    transcriber: Transcriber | None = None,
 ) -> FastAPI:
+    """The app over `transcriber` (built here when not given; the server's is already
+    loading its models, main.py)."""
     settings = settings or Settings()
-    transcriber = build_transcriber(settings, on_fatal=on_fatal)
+    transcriber = transcriber or build_transcriber(settings, on_fatal=on_fatal)
     metrics = transcriber.metrics
     live_sessions = LiveSessions(settings, transcriber, metrics.registry)
     credentials = Credentials(settings)

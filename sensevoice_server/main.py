@@ -49,17 +49,25 @@ def serve(settings: Settings) -> int:
     # Decoding, VAD and the model run in threads that hold the GIL between C calls; handing
     # it over every 1 ms instead of 5 keeps the event loop (and /health) answering fast.
     sys.setswitchinterval(0.001)
+    from sensevoice_server.core import build_transcriber
+
+    failures: list[Exception] = []
+    server: DrainingServer | None = None
+
+    def stop_on_fatal(error: Exception) -> None:
+        failures.append(error)
+        if server is not None:
+            server.should_exit = True
+
+    transcriber = build_transcriber(settings, on_fatal=stop_on_fatal)
+    # where it is safe, the models load in the engine's threads while the web app's modules
+    # import (Gradio's alone take about 2 s): ready that much sooner
+    transcriber.engine.start_early()
     from sensevoice_server.api.deps import services_of
     from sensevoice_server.app import create_app
     from sensevoice_server.server import DrainingServer
 
-    failures: list[Exception] = []
-
-    def stop_on_fatal(error: Exception) -> None:
-        failures.append(error)
-        server.should_exit = True
-
-    app = create_app(settings, on_fatal=stop_on_fatal)
+    app = create_app(settings, transcriber=transcriber)
     services = services_of(app)
     log_summary(settings, sources, services.transcriber.info())
     config = uvicorn.Config(
@@ -76,6 +84,8 @@ def serve(settings: Settings) -> int:
     )
     server = DrainingServer(config, services.transcriber, services.live_sessions,
                             settings.drain_timeout_s)  # fmt: skip
+    if failures:  # the load failed while the app was being built: nothing to serve
+        return 2 if isinstance(failures[0], StartupError) else 1
     server.run(sockets=[sock])
     if failures:  # the engine has logged why
         return 2 if isinstance(failures[0], StartupError) else 1

@@ -65,7 +65,8 @@ class Transcriber:
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Load the models in the engine's threads (`ready` turns true after) and reach the
-        cache once in the background; returns at once."""
+        cache once in the background; returns at once. The engine may be loading already
+        (main.py starts it early where that is safe, `Engine.start_early`)."""
         self.engine.start()
         self.cache.check_soon(self.settings.cache_url)
 

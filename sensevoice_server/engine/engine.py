@@ -28,7 +28,7 @@ from sensevoice_server.engine.jobs import (
     SegmentProgress,
     SegmentSink,
 )
-from sensevoice_server.engine.loading import choose_backend
+from sensevoice_server.engine.loading import choose_backend, imports_ahead
 from sensevoice_server.engine.workers import Workers
 from sensevoice_server.errors import Busy, NotReady
 from sensevoice_server.options import DecodeOptions
@@ -52,6 +52,7 @@ class Engine:
         self._lock = threading.Lock()
         self._pending = 0
         self._accepting = True
+        self._started = False
 
     @property
     def backend_name(self) -> str:
@@ -76,9 +77,21 @@ class Engine:
 
     # --- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Load and warm up both models in their threads; `ready` turns true after."""
+        """Load and warm up both models in their threads; `ready` turns true after. A second
+        call does nothing (the app's lifespan, after main.py started it early)."""
+        if self._started:
+            return
+        self._started = True
         for thread in self.workers.threads:
             thread.start()
+
+    def start_early(self) -> bool:
+        """Start loading now, while the caller goes on importing, if the loading imports no
+        more than it can import here first (loading.py, `imports_ahead`); True if it started."""
+        if not imports_ahead(self._settings):
+            return False
+        self.start()
+        return True
 
     @property
     def loaded(self) -> bool:

@@ -69,3 +69,40 @@ def load_backend(settings: EngineSettings, backend: str, precision: str) -> Back
 
     loaded = OnnxBackend.for_settings(settings, precision)
     return checked(loaded, settings) if precision == "int8" else loaded
+
+
+def imports_ahead(settings: EngineSettings) -> bool:
+    """Import here, on the calling thread, what loading the models imports, unless that
+    includes torch; True if it did.
+
+    main.py starts the engine's threads before it imports the web app (Gradio's modules take
+    about 2 s), so that the models load meanwhile: onnxruntime and OpenVINO build their
+    sessions in C++ without holding the GIL. The imports themselves must not overlap, which
+    is why they are made here first: a torch import in the model's thread at the same time
+    as Gradio's in the main thread hung a server for good in CI. With torch anywhere the
+    models load after the app is built, as they always did.
+    """
+    from sensevoice_server.engine.segmenter import runs_in_torch
+
+    backend, _ = choose_backend(settings)
+    if backend == "torch" or runs_in_torch(settings):
+        return False
+    import email.parser  # noqa: F401  (importlib.metadata's version() imports it)
+
+    import onnxruntime  # noqa: F401
+    import sentencepiece  # noqa: F401  (the tokenizer)
+
+    from sensevoice_server.engine import (  # noqa: F401  # noqa: F401
+        backend_choice,
+        fsmn_segments,
+        int8_check,
+        memory,
+        silero_segments,
+    )
+    from sensevoice_server.engine.backends import onnx  # noqa: F401
+
+    if backend == "openvino" or backend_choice.applies(settings):
+        from sensevoice_server.engine.backends import openvino
+
+        openvino.imported()
+    return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensevoice_server.engine import Engine, Priority
+from sensevoice_server.engine import Engine, EngineSettings, Priority
 from sensevoice_server.engine.jobs import EmbedJob, Job
 from sensevoice_server.engine.workers import VadQueue
 from sensevoice_server.errors import Busy
@@ -259,3 +261,40 @@ def test_waiting_embeddings_can_be_taken_between_an_uploads_chunks() -> None:
     assert queue.embeds() == [early, late] and queue.embeds() == []
     queue.put(None)
     assert [queue.get(), queue.get()] == [upload, None]
+
+
+EARLY_START = """
+import sys
+from sensevoice_server.engine import Engine, EngineSettings
+from sensevoice_server.settings import Settings
+
+settings = Settings(model=sys.argv[1], onnx_dir=sys.argv[2], vad_model="silero-vad",
+                    device="cpu", ncpu=1, cache_url="none", backend="auto")
+engine = Engine(EngineSettings.of(settings, max_pending=4))
+assert engine.start_early()
+imported_first = set(sys.modules)
+assert engine.wait_ready(120), engine.failure
+print(sorted(set(sys.modules) - imported_first))
+"""
+
+
+def test_an_early_start_leaves_no_import_to_the_engines_threads(
+    tiny_model: Path, tiny_onnx: Path
+) -> None:
+    """main.py starts loading the models before it imports the web app (Gradio's modules:
+    about 2 s), so the two run at once. The engine's threads must then import nothing: a
+    torch import in one beside Gradio's in the main thread hung a server. What the loading
+    needs is imported first, by the thread that starts it. (A fresh interpreter: this one
+    imported everything long ago.)"""
+    run = subprocess.run([sys.executable, "-c", EARLY_START, str(tiny_model), str(tiny_onnx)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]"
+
+
+def test_a_torch_engine_is_not_started_early(settings: Settings) -> None:
+    """With torch anywhere in the loading, the models load after the web app is built."""
+    engine = Engine(EngineSettings.of(settings, max_pending=4))
+    assert settings.backend == "torch"
+    assert not engine.start_early()
+    assert not any(thread.is_alive() for thread in engine.workers.threads)
