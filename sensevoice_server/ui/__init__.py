@@ -13,9 +13,10 @@ import gradio as gr
 from sensevoice_server.live import LiveSessions
 from sensevoice_server.settings import Settings
 from sensevoice_server.transcriber import Transcriber
+from sensevoice_server.ui.examples import SAMPLES_DIR
 from sensevoice_server.ui.live import build_live_tab
 from sensevoice_server.ui.several_files import build_several_files_tab
-from sensevoice_server.ui.transcribe import SAMPLES_DIR, build_transcribe_tab
+from sensevoice_server.ui.transcribe import build_transcribe_tab
 from sensevoice_server.ui.uploads import ServiceBlocks, delete_cache
 
 __all__ = ["SAMPLES_DIR", "build_ui"]

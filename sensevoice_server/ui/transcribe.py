@@ -24,11 +24,11 @@ from sensevoice_server.options import (
 )
 from sensevoice_server.transcriber import Transcriber, TranscriptionResult
 from sensevoice_server.ui.downloads import button_updates, download_buttons
+from sensevoice_server.ui.examples import example_clips
 from sensevoice_server.ui.legend import legend_markdown
 from sensevoice_server.ui.refusals import refused
 from sensevoice_server.ui.video import sound_of, video_input
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 SEGMENT_COLUMNS = ["start", "end", "language", "emotion", "events", "text"]
 # Without widths, the table gave the short columns a few letters each ("st/ar/t") and the
 # text a line that ran off-screen. The short columns get room for their header and longest
@@ -43,10 +43,6 @@ NO_SPEECH = "No speech detected"
 ITN_LABEL = "Inverse text normalisation (ITN)"
 ITN_INFO = "Writes numbers, dates and punctuation as text is written: “twenty five” → 25."
 LANGUAGE_CHOICES = [(LANGUAGE_NAMES[code], code) for code in LANGUAGES if code != "nospeech"]
-
-
-def example_label(path: str, language: str, use_itn: bool) -> str:
-    return f"{Path(path).name} · {LANGUAGE_NAMES[language]} · ITN {'on' if use_itn else 'off'}"
 
 
 def language_dropdown() -> gr.Dropdown:
@@ -133,16 +129,7 @@ def build_transcribe_tab(transcriber: Transcriber, *, speakers: bool) -> None:
                          elem_id="segments")  # fmt: skip
     with gr.Accordion("What the emoji mean", open=False, elem_id="legend"):
         gr.Markdown(legend_markdown())
-    examples = sorted(str(p) for p in SAMPLES_DIR.glob("*.wav"))
-    if examples:
-        rows = [(path, "auto", True) for path in examples]
-        gr.Examples(
-            examples=[list(row) for row in rows],
-            inputs=[audio, language, use_itn],
-            label="Example clips",
-            # Gradio would show the values ("auto", "true"): say what they mean instead
-            example_labels=[example_label(*row) for row in rows],
-        )
+    example_clips(audio, language, use_itn)
     video.upload(sound_of, [video], [audio, video], preprocess=False, api_visibility="private")
     last = gr.State()
     button.click(
