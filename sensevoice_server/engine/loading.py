@@ -29,6 +29,11 @@ def choose_backend(settings: EngineSettings) -> tuple[str, str]:
         precision = ("fp16" if cuda else "fp32") if backend == "torch" else CPU_PRECISION
     if precision == "fp16" and not cuda:
         raise StartupError("--precision fp16 needs a CUDA device (--device cuda:N)")
+    if precision == "int8" and backend == "torch":  # auto on CUDA: torch would serve fp32
+        raise StartupError(
+            "--precision int8 runs on a CPU (the onnx and openvino backends); on CUDA use "
+            "--precision fp16 or fp32"
+        )
     if precision == "bf16" and backend != "openvino":
         raise StartupError("--precision bf16 runs on the openvino backend (a CPU) only")
     if backend == "openvino":

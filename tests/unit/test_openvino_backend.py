@@ -187,6 +187,9 @@ def test_a_precision_a_backend_cannot_run_is_a_clear_error(settings: Settings) -
     on_cuda = changed(settings, backend="auto", precision="bf16", device="cuda:0")
     with pytest.raises(StartupError, match="bf16 runs on the openvino backend"):
         choose_backend(EngineSettings.of(on_cuda))
+    int8_on_cuda = changed(settings, backend="auto", precision="int8", device="cuda:0")
+    with pytest.raises(StartupError, match="int8 runs on a CPU"):
+        choose_backend(EngineSettings.of(int8_on_cuda))
     asked = changed(settings, backend="auto", precision="bf16", device="cpu")
     if computes_bf16():  # bf16 alone picks the one runtime that has it
         assert choose_backend(EngineSettings.of(asked)) == ("openvino", "bf16")
