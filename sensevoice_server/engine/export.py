@@ -27,10 +27,11 @@ from sensevoice_server.engine.tokens import Vocabulary
 log = logging.getLogger(__name__)
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 """What the export makes, numbered: 1 traced funasr's modules as they are; 2 masks attention
 additively (export_attention.py) and fuses int8's biases (int8_graph.py), the same results
-faster. Part of the cached export's name, so a server upgraded from 1 exports again."""
+faster; 3 runs the FSMN block's convolution in 2-D (export_attention.py), faster again.
+Part of the cached export's name, so a server upgraded from an older one exports again."""
 OPSET = 17
 
 
@@ -63,7 +64,7 @@ def export(
     import torch
 
     from sensevoice_server.engine.backends.torch import SenseVoiceLogits, load_funasr_model
-    from sensevoice_server.engine.export_attention import additive_masks
+    from sensevoice_server.engine.export_attention import lean_attention
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
@@ -80,7 +81,7 @@ def export(
     rows = torch.tensor([80, 100], dtype=torch.int32)  # two lengths: masks traced as dynamic
     example = (torch.randn(2, 100, FEATURE_DIM), rows, torch.tensor([0, 3], dtype=torch.int32),
                torch.tensor([14, 15], dtype=torch.int32))  # fmt: skip
-    with torch.no_grad(), additive_masks(module):
+    with torch.no_grad(), lean_attention(module):
         torch.onnx.export(
             module, example, str(partial / FILES["fp32"]), dynamo=False, opset_version=OPSET,
             input_names=["x", "x_length", "language", "text_norm"], output_names=["logits"],

@@ -120,3 +120,18 @@ def test_a_mismatched_export_is_a_clear_error(tiny_onnx: Path, tmp_path: Path) -
     (mismatched / "tokens.txt").write_text("\n".join(lines[:100]) + "\n")
     with pytest.raises(ModelLoadError, match="does not match"):
         OnnxBackend(mismatched / "model.onnx", "fp32", 1)
+
+
+def test_the_exported_fsmn_blocks_convolve_in_2d(tiny_onnx: Path) -> None:
+    """export_attention.py's FSMN form, seen in the graph: each depthwise convolution over
+    time is a 2-D Conv of height 1 (onnxruntime's fast path), padding included; the tests
+    above hold the results equal to torch's."""
+    import onnx
+
+    graph = onnx.load(str(tiny_onnx / "model.onnx"), load_external_data=False).graph
+    convolutions = [node for node in graph.node if node.op_type == "Conv"]
+    assert convolutions
+    for node in convolutions:
+        kernel = next(a for a in node.attribute if a.name == "kernel_shape")
+        assert len(kernel.ints) == 2 and kernel.ints[0] == 1, node.name
+    assert "Pad" not in {node.op_type for node in graph.node}
