@@ -93,9 +93,7 @@ def create_app(
     own_paths = {route.path for router in routers for route in router.routes
                  if isinstance(route, APIRoute | APIWebSocketRoute)}  # fmt: skip
 
-    blocks = build_ui(transcriber, live_sessions, settings).queue(
-        default_concurrency_limit=settings.ui_concurrency, max_size=settings.ui_queue_size
-    )
+    blocks = build_ui(transcriber, live_sessions, settings)  # queued as the settings say
     gr.mount_gradio_app(  # mounts onto `app` itself
         app, blocks, path="/", max_file_size=settings.max_upload_bytes,
         allowed_paths=[str(SAMPLES_DIR)],

@@ -27,8 +27,10 @@ def build_ui(
 ) -> gr.Blocks:
     blocks: ServiceBlocks
     ttl_s = settings.ui_upload_ttl_s
+    queue = {"default_concurrency_limit": settings.ui_concurrency,
+             "max_size": settings.ui_queue_size}  # fmt: skip
     with ServiceBlocks(
-        title="SenseVoice transcription", delete_cache=delete_cache(ttl_s)
+        title="SenseVoice transcription", delete_cache=delete_cache(ttl_s), queue=queue
     ) as blocks:
         gr.Markdown(
             "## SenseVoice transcription\n"

@@ -27,11 +27,18 @@ from sensevoice_server.api.gradio_guard import file_paths
 
 
 class ServiceBlocks(gr.Blocks):
-    """gr.Blocks that tidies the uploads each event read, as the module says."""
+    """gr.Blocks that tidies the uploads each event read, as the module says, queued from
+    its construction on as `queue` says: `Blocks.__init__` calls `queue()` itself, and
+    every call builds Gradio's whole FastAPI app again (0.09 s of each start)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, queue: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._queue_settings = queue or {}  # before Blocks.__init__, which calls queue()
         super().__init__(*args, **kwargs)
         self.read_once: set[int] = set()  # ids of the inputs whose uploads go once read
+
+    def queue(self, *args: Any, **kwargs: Any) -> ServiceBlocks:
+        super().queue(*args, **{**self._queue_settings, **kwargs})
+        return self
 
     def remove_once_read(self, component: gr.components.Component) -> None:
         """Remove the uploads this input hands an event once that event has succeeded."""
