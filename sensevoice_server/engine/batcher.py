@@ -24,11 +24,16 @@ class Batcher:
         self._queues: dict[Priority, deque[WorkItem]] = {p: deque() for p in Priority}
         self._ready = threading.Condition()
         self._closed = False
+        self._failure: Exception | None = None
 
     def put(self, items: list[WorkItem]) -> None:
         """Add one job's items, in time order. As many waiting model threads are woken as
         there are items: with two, an upload's segments are decoded two at a time."""
         with self._ready:
+            if self._failure is not None:
+                for item in items:
+                    item.job.fail(self._failure)
+                return
             for item in items:
                 self._queues[item.job.priority].append(item)
             self._ready.notify(len(items))
@@ -37,6 +42,17 @@ class Batcher:
         """No more items: `next_batch` returns what is left, then None."""
         with self._ready:
             self._closed = True
+            self._ready.notify_all()
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail the jobs of what waits, and of whatever comes later, with `error`; every
+        model thread's `next_batch` returns None."""
+        with self._ready:
+            self._failure, self._closed = error, True
+            for queue in self._queues.values():
+                for item in queue:
+                    item.job.fail(error)
+                queue.clear()
             self._ready.notify_all()
 
     def next_batch(self) -> list[WorkItem] | None:

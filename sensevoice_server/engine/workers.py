@@ -50,6 +50,7 @@ class Workers:
         self.decoder: Decoder | None = None  # the model thread's, once the backend loaded
         self.segmenter: Segmenter | None = None  # the VAD thread's, once its models loaded
         self.segmenting: Job | None = None  # the job the VAD thread is working on
+        self.holding: Job | EmbedJob | None = None  # the VAD thread's job, up to the next
         self.fingerprint = ""
         self.load_count = 0
         self.backend_load_s = 0.0  # the backend from its files (an export: no export time)
@@ -57,10 +58,13 @@ class Workers:
 
     # --- the VAD thread -----------------------------------------------------------------
     def _run_vad(self) -> None:
-        if not self._load("vad", self._load_vad):
-            return
+        if self._load("vad", self._load_vad):
+            self._guarded("VAD", self._segment_jobs)
+
+    def _segment_jobs(self) -> None:
         assert self.segmenter is not None
         while (job := self.vad_jobs.get()) is not None:
+            self.holding = job
             if job.cancelled:
                 continue
             if isinstance(job, EmbedJob):
@@ -120,8 +124,30 @@ class Workers:
     def _decode_batches(self, decoder: Decoder) -> None:
         """One model thread's loop; a backend that takes concurrent calls has several, each
         with a decoder of its own over the one model (config.py, `calls_at_once`)."""
-        while (batch := self.batcher.next_batch()) is not None:
-            decoder.decode(batch)
+
+        def loop() -> None:
+            while (batch := self.batcher.next_batch()) is not None:
+                decoder.decode(batch)  # a failing batch fails its jobs, the loop goes on
+
+        self._guarded("model", loop)
+
+    # --- both ---------------------------------------------------------------------------
+    def _guarded(self, name: str, loop: Callable[[], None]) -> None:
+        """Run a thread's loop to its end. A fault no job's own handling caught (a bug) ends
+        the thread: then the job it held and every job waiting fail with that error, later
+        ones are refused (`failure` makes the engine not ready), and the server is told to
+        stop, so that a supervisor restarts it; without the thread they would wait for good."""
+        try:
+            loop()
+        except Exception as error:
+            log.exception("the %s thread failed; failing every waiting job", name)
+            self.failure = error
+            self.vad_jobs.fail_all(error)
+            self.batcher.fail_all(error)
+            if self.holding is not None:
+                fail(self.holding, error)
+            if self._on_fatal:
+                self._on_fatal(error)
 
     def _load_model(self) -> None:
         started = time.perf_counter()
@@ -183,10 +209,13 @@ class VadQueue:
         self._embeds: deque[EmbedJob] = deque()
         self._uploads: deque[Job] = deque()
         self._ended = False
+        self._failure: Exception | None = None
 
     def put(self, job: Job | EmbedJob | None) -> None:
         with self._changed:
-            if job is None:
+            if self._failure is not None and job is not None:
+                fail(job, self._failure)
+            elif job is None:
                 self._ended = True
             elif isinstance(job, EmbedJob):
                 self._embeds.append(job)
@@ -207,3 +236,22 @@ class VadQueue:
         with self._changed:
             waiting, self._embeds = list(self._embeds), deque()
             return waiting
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail what waits, and whatever comes later, with `error`; the queue has ended."""
+        with self._changed:
+            self._failure, self._ended = error, True
+            waiting: list[Job | EmbedJob] = [*self._embeds, *self._uploads]
+            for job in waiting:
+                fail(job, error)
+            self._embeds.clear()
+            self._uploads.clear()
+            self._changed.notify_all()
+
+
+def fail(job: Job | EmbedJob, error: Exception) -> None:
+    if isinstance(job, EmbedJob):
+        if not job.future.done():
+            job.future.set_exception(error)
+    else:
+        job.fail(error)

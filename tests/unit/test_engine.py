@@ -17,7 +17,7 @@ import pytest
 from sensevoice_server.engine import Engine, EngineSettings, Priority
 from sensevoice_server.engine.jobs import EmbedJob, Job
 from sensevoice_server.engine.workers import VadQueue
-from sensevoice_server.errors import Busy
+from sensevoice_server.errors import Busy, NotReady
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
 from sensevoice_server.testing.reference import reference_text
@@ -298,3 +298,35 @@ def test_a_torch_engine_is_not_started_early(settings: Settings) -> None:
     assert settings.backend == "torch"
     assert not engine.start_early()
     assert not any(thread.is_alive() for thread in engine.workers.threads)
+
+
+def test_a_thread_that_fails_fails_every_waiting_job_and_stops_the_server(
+    settings: Settings,
+) -> None:
+    """A fault outside any one job's handling (here, injected: the batcher refusing the
+    segments, as a bug would) ends the VAD thread. The job it held and every job queued
+    behind it fail with that error instead of waiting for good, later ones are refused, and
+    the server is told to stop, so that its supervisor restarts it."""
+    stops: list[Exception] = []
+    engine = Engine(EngineSettings.of(settings, max_pending=8), on_fatal=stops.append)
+    engine.start()
+    assert engine.wait_ready(120), engine.failure
+
+    def refuse(items: object) -> None:
+        raise RuntimeError("a bug in the batcher")
+
+    engine.workers.batcher.put = refuse  # type: ignore[method-assign,assignment]
+    try:
+        long_audio = np.tile(load("en.wav"), 10)  # still in the VAD when the others come
+        waiting = [
+            engine.submit(audio, DecodeOptions()) for audio in (long_audio, *[load("en.wav")] * 2)
+        ]
+        for future in waiting:
+            with pytest.raises(RuntimeError, match="a bug in the batcher"):
+                future.result(60)
+        assert [str(error) for error in stops] == ["a bug in the batcher"]
+        assert not engine.ready
+        with pytest.raises(NotReady):
+            engine.submit(load("en.wav"), DecodeOptions(), admitted=True)
+    finally:
+        engine.close(timeout=10)
