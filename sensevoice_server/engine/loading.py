@@ -9,6 +9,8 @@ served (engine/backend_choice.py), onnxruntime wherever it wins.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sensevoice_server.engine.backends import Backend
 from sensevoice_server.engine.config import EngineSettings
 from sensevoice_server.errors import StartupError
@@ -88,10 +90,15 @@ def imports_ahead(settings: EngineSettings) -> bool:
     models load after the app is built, as they always did.
     """
     from sensevoice_server.engine.segmenter import runs_in_torch
+    from sensevoice_server.engine.vad import SILERO
 
     backend, _ = choose_backend(settings)
     if backend == "torch" or runs_in_torch(settings):
         return False
+    if not all(
+        Path(name).is_dir() for name in (settings.model, settings.vad_model) if name != SILERO
+    ):
+        return False  # a hub model not downloaded yet: modelscope, which imports torch, fetches it
     import email.parser  # noqa: F401  (importlib.metadata's version() imports it)
 
     import onnxruntime  # noqa: F401
