@@ -434,8 +434,9 @@ def test_sigterm_drains_in_flight_work_then_supervisor_brings_the_replica_back(
     # 503 while draining, refused between the two processes, 503 while loading, then 200:
     # one letter per request sent straight to the replica
     # (a request that reaches the port in the instant the old process closes it may have its
-    # connection taken and then closed unanswered, "C": only there, between D and R)
-    codes = {503: "D", "refused": "R", 200: "K", "RemoteProtocolError": "C"}
+    # connection taken and then closed unanswered, "C": only there, between D and R; closed
+    # cleanly, httpx says RemoteProtocolError, reset from the listen queue, ReadError)
+    codes = {503: "D", "refused": "R", 200: "K", "RemoteProtocolError": "C", "ReadError": "C"}
     letters = "".join(codes.get(s, "?") for _, s in direct)
     assert re.fullmatch(r"D+C?R*D*K", letters), f"{letters}: {[s for _, s in direct]}"
     refused = [sent for sent, status in direct if status == "refused"]
