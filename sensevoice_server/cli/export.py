@@ -28,6 +28,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--calibration-audio", type=Path, metavar="DIR",
                         help="audio that fixes int8's activation scales (default: the "
                              "synthetic clips shipped in the package)")  # fmt: skip
+    export.add_argument("--int8-attention", choices=("auto", "signed", "unsigned"),
+                        default="auto",
+                        help="signed: faster attention on CPUs with VNNI or AMX; unsigned: "
+                             "exact on AVX2 alone (default auto: what this CPU takes)")  # fmt: skip
     export.set_defaults(run=run)
     vad = commands.add_parser(
         "export-vad",
@@ -48,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if (paths := source_and_out("model", args.model_dir, args.out_dir)) is None:
         return 2
     source, out = paths
-    export(source, out, int8=not args.no_int8, calibration_audio=args.calibration_audio)
+    signed = {"auto": None, "signed": True, "unsigned": False}[args.int8_attention]
+    export(source, out, int8=not args.no_int8, calibration_audio=args.calibration_audio,
+           signed_attention=signed)  # fmt: skip
     print(out)
     return 0
 

@@ -44,6 +44,7 @@ from sensevoice_server.engine.backends import Backend, Item
 from sensevoice_server.engine.backends import openvino as ov_backend
 from sensevoice_server.engine.cli_subprocess import run_cli
 from sensevoice_server.engine.config import EngineSettings
+from sensevoice_server.engine.cpu import cpu_model
 from sensevoice_server.engine.export import FILES
 from sensevoice_server.engine.features import FEATURE_DIM
 from sensevoice_server.engine.fingerprint import fingerprint, identify
@@ -169,29 +170,6 @@ def record_path(export_dir: Path, threads: Threads, calibration_audio: str | Non
         "clips": identify(str(calibration_audio or calibration.DEFAULT_DIR)),
     })  # fmt: skip
     return cache_dir() / "backend-choices" / f"{key}.json"
-
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-             "amx_int8", "amx_bf16", "amx_fp16")  # fmt: skip
-"""The instruction sets the runtimes' kernels choose between: a record made on a CPU
-without one is no answer for a CPU with it, even under the same model name."""
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its instruction sets that matter here (/proc/cpuinfo)."""
-    name, flags = os.uname().machine, set[str]()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                field, _, value = line.partition(":")
-                if field.strip() == "model name":
-                    name = value.strip()
-                elif field.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    return f"{name} [{' '.join(flag for flag in CPU_FLAGS if flag in flags)}]"
 
 
 # --- the measurement (the child process runs this) ---------------------------------------------

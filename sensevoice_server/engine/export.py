@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sensevoice_server.engine import calibration
+from sensevoice_server.engine.cpu import exact_byte_products
 from sensevoice_server.engine.features import FEATURE_DIM, Cmvn
 from sensevoice_server.engine.int8_graph import lean
 from sensevoice_server.engine.queries import ITN_QUERY, LANGUAGE_QUERY
@@ -27,10 +28,14 @@ from sensevoice_server.engine.tokens import Vocabulary
 log = logging.getLogger(__name__)
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-EXPORT_VERSION = 3
+ATTENTION_KEY = "int8_attention"
+"""The int8 file's metadata key that says how its attention was quantised (`quantize`)."""
+ATTENTION_TYPES = {True: "signed", False: "unsigned"}
+EXPORT_VERSION = 4
 """What the export makes, numbered: 1 traced funasr's modules as they are; 2 masks attention
 additively (export_attention.py) and fuses int8's biases (int8_graph.py), the same results
-faster; 3 runs the FSMN block's convolution in 2-D (export_attention.py), faster again.
+faster; 3 runs the FSMN block's convolution in 2-D (export_attention.py), faster again; 4 makes
+the attention's int8 right-hand operands signed on CPUs that multiply them exactly.
 Part of the cached export's name, so a server upgraded from an older one exports again."""
 OPSET = 17
 
@@ -57,10 +62,11 @@ def metadata(vocabulary_size: int, cmvn: Cmvn) -> dict[str, str]:
 
 def export(
     model_dir: str | Path, out_dir: str | Path, *, int8: bool = True,
-    calibration_audio: str | Path | None = None,
+    calibration_audio: str | Path | None = None, signed_attention: bool | None = None,
 ) -> Path:  # fmt: skip
     """Write the export of `model_dir` into `out_dir`; int8's scales from
-    `calibration_audio` (default: the shipped set, engine/calibration.py)."""
+    `calibration_audio` (default: the shipped set, engine/calibration.py), its attention
+    signed where `signed_attention` says (default: where this CPU multiplies it exactly)."""
     import torch
 
     from sensevoice_server.engine.backends.torch import SenseVoiceLogits, load_funasr_model
@@ -94,9 +100,12 @@ def export(
     log.info("ONNX export: fp32 written after %.0f s", time.perf_counter() - started)
     if int8:
         log.info("ONNX export: quantising to int8 (a minute or two for the full model)")
+        signed = exact_byte_products() if signed_attention is None else signed_attention
         method = quantize(partial / FILES["fp32"], partial / FILES["int8"], cmvn,
-                          calibration_audio)  # fmt: skip
-        write_metadata(partial / FILES["int8"], {**meta, "quantization": method})
+                          calibration_audio, signed)  # fmt: skip
+        write_metadata(partial / FILES["int8"], {
+            **meta, "quantization": method, ATTENTION_KEY: ATTENTION_TYPES[signed],
+        })  # fmt: skip
         log.info("ONNX export: int8 (%s) written after %.0f s", method,
                  time.perf_counter() - started)  # fmt: skip
     (partial / "tokens.txt").write_text(vocabulary.tokens_txt(), encoding="utf-8")
@@ -111,7 +120,10 @@ def export(
     return out_dir
 
 
-def quantize(fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path | None) -> str:
+def quantize(
+    fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path | None,
+    signed_attention: bool = False,
+) -> str:  # fmt: skip
     """int8 for every MatMul, the attention's included; returns the method used.
 
     Static (calibrated) QDQ: per-channel QInt8 weights in 7-bit range, QUInt8 activations
@@ -121,6 +133,14 @@ def quantize(fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path |
     7-bit range avoids the saturation of AVX2's u8 x s8 multiply-add. Fixed scales also make
     an item's result independent of its batch mates, which dynamic scales are not. Without
     calibration audio (a --calibration-audio folder with none that decodes), dynamic it is.
+
+    `signed_attention`: the attention's two products multiply activation by activation, and
+    with both in QUInt8 onnxruntime runs them in its u8 x u8 kernels, three times slower
+    than u8 x s8 (51 against 167 us for one layer's scores at 10 s, one thread, AMX). So the
+    right-hand operands (keys and values) are QInt8, and onnxruntime is told to keep them
+    so (by default it turns int8 activations back to uint8 on x86). Only for CPUs with VNNI
+    or AMX: AVX2's u8 x s8 multiply-add saturates on full-range activations. Measured on
+    the full-size encoder, one thread: 1.13x at 10 s, 1.38x at 60 s (docs/FACTS.md).
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -143,11 +163,28 @@ def quantize(fp32: Path, int8: Path, cmvn: Cmvn, calibration_audio: str | Path |
         quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
-        # DQ -> MatMul -> float (MatMulIntegerToFloat): the outputs are not requantised
-        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
+        extra_options={
+            # DQ -> MatMul -> float (MatMulIntegerToFloat): the outputs are not requantised
+            "OpTypesToExcludeOutputQuantization": ["MatMul"],
+            "TensorQuantOverrides": {
+                name: [{"quant_type": QuantType.QInt8}] for name in right_operands(fp32)
+            } if signed_attention else {},
+        },
     )  # fmt: skip
-    log.info("ONNX export: int8 graph fused (%d biases into their MatMuls)", lean(int8))
+    fused = lean(int8, signed_activations=signed_attention)
+    log.info("ONNX export: int8 graph fused (%d biases into their MatMuls)", fused)
     return "static"
+
+
+def right_operands(model_file: Path) -> list[str]:
+    """The right-hand inputs of the MatMuls that multiply two activations (the attention's
+    keys and values), by tensor name."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    constants = {tensor.name for tensor in graph.initializer}
+    return [node.input[1] for node in graph.node
+            if node.op_type == "MatMul" and not constants.intersection(node.input)]  # fmt: skip
 
 
 class CalibrationReader:

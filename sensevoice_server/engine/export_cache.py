@@ -37,12 +37,14 @@ def model_directory(model: str) -> Path:
 
 def kept_export(
     kind: str, what: str, source: Path, done: str, make: Callable[[Path], None],
-    version: int = 1,
+    version: int = 1, variant: str = "",
 ) -> Path:  # fmt: skip
     """The directory holding `source`'s export of `kind`; `make(directory)` writes it first
     when its file `done` is not there yet. `what` names the export in the log. A `version`
-    past 1 is part of the name: exports made the older way are not taken for the new."""
+    past 1 is part of the name: exports made the older way are not taken for the new; so
+    is a `variant`, for exports made differently on different machines."""
     name = identify(str(source))[:16] + (f"-v{version}" if version > 1 else "")
+    name += f"-{variant}" if variant else ""
     directory = cache_dir() / kind / name
     directory.parent.mkdir(parents=True, exist_ok=True)
     with open(directory.with_name(directory.name + ".lock"), "w") as lock:

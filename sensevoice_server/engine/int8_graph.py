@@ -23,15 +23,18 @@ log = logging.getLogger(__name__)
 BIAS_INPUT = 6  # MatMulIntegerToFloat: A, B, a_scale, b_scale, a_zero, b_zero, bias
 
 
-def lean(int8: Path) -> int:
+def lean(int8: Path, signed_activations: bool = False) -> int:
     """Rewrite `int8` in place as onnxruntime's EXTENDED graph with biases fused; returns how
-    many were."""
+    many were. `signed_activations` keeps int8 activations int8 (onnxruntime otherwise makes
+    them uint8 on x86, for AVX2's sake: export.quantize says when they are wanted)."""
     import onnx
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # its notes on unused initialisers are not ours to fix
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    if signed_activations:
+        options.add_session_config_entry("session.qdqisint8allowed", "1")
     optimised = int8.with_name(int8.stem + ".extended.onnx")
     options.optimized_model_filepath = str(optimised)
     ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])

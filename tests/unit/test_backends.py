@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from sensevoice_server.engine import Engine, EngineSettings
+from sensevoice_server.engine.backends.export_metadata import onnx_metadata
 from sensevoice_server.engine.backends.onnx import OnnxBackend
+from sensevoice_server.engine.cpu import exact_byte_products
+from sensevoice_server.engine.export import ATTENTION_KEY, ATTENTION_TYPES, quantize
 from sensevoice_server.errors import ModelLoadError
 from sensevoice_server.options import DecodeOptions
 from sensevoice_server.settings import Settings
@@ -135,3 +138,39 @@ def test_the_exported_fsmn_blocks_convolve_in_2d(tiny_onnx: Path) -> None:
         kernel = next(a for a in node.attribute if a.name == "kernel_shape")
         assert len(kernel.ints) == 2 and kernel.ints[0] == 1, node.name
     assert "Pad" not in {node.op_type for node in graph.node}
+
+
+def test_int8_attention_is_signed_only_where_the_cpu_multiplies_it_exactly(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
+    """The attention's keys and values are signed int8 (onnxruntime's u8 x s8 kernels, three
+    times its u8 x u8) on CPUs with VNNI or AMX, and unsigned elsewhere, where AVX2's byte
+    multiply-add would saturate. The server's export follows this CPU and says so in its
+    metadata; the other recipe, asked for, gives the other operand type."""
+    here = exact_byte_products()
+    served = tiny_onnx / "model.int8.onnx"
+    assert onnx_metadata(served)[ATTENTION_KEY] == ATTENTION_TYPES[here]
+    assert attention_operand_types(served) == {INT8_TYPE[here]}
+    other = tmp_path / "other.int8.onnx"
+    cmvn = OnnxBackend(tiny_onnx / "model.onnx", "fp32", 1).cmvn
+    quantize(tiny_onnx / "model.onnx", other, cmvn, None, signed_attention=not here)
+    assert attention_operand_types(other) == {INT8_TYPE[not here]}
+
+
+INT8_TYPE = {True: 3, False: 2}  # onnx.TensorProto.INT8, onnx.TensorProto.UINT8
+
+
+def attention_operand_types(model_file: Path) -> set[int]:
+    """The element types of the right-hand operands of the int8 graph's attention products
+    (its MatMuls of two activations), read from their zero points."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    right = {"MatMulIntegerToFloat": (1, 5), "QLinearMatMul": (3, 5)}  # operand, zero point
+    return {
+        constants[node.input[zero_point]].data_type
+        for node in graph.node
+        for operand, zero_point in [right.get(node.op_type, (0, 0))]
+        if node.op_type in right and node.input[operand] not in constants
+    }

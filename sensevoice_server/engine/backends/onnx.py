@@ -20,7 +20,8 @@ from sensevoice_server.engine.backends import Item
 from sensevoice_server.engine.backends.export_metadata import ExportMetadata
 from sensevoice_server.engine.cli_subprocess import run_cli
 from sensevoice_server.engine.config import EngineSettings
-from sensevoice_server.engine.export import EXPORT_VERSION, FILES
+from sensevoice_server.engine.cpu import exact_byte_products
+from sensevoice_server.engine.export import ATTENTION_KEY, ATTENTION_TYPES, EXPORT_VERSION, FILES
 from sensevoice_server.engine.export_cache import kept_export, model_directory
 from sensevoice_server.engine.fingerprint import identify
 from sensevoice_server.errors import ModelLoadError
@@ -58,6 +59,12 @@ class OnnxBackend:
             ) from error
         meta = self._session.get_modelmeta().custom_metadata_map
         self.export = ExportMetadata.of(model_file, meta)
+        if meta.get(ATTENTION_KEY) == ATTENTION_TYPES[True] and not exact_byte_products():
+            log.warning(
+                "%s was made for a CPU with VNNI or AMX; this one lacks them, and its "
+                "attention may saturate here. Export again on this machine (or with "
+                "cli export --int8-attention unsigned) for full accuracy.", model_file,
+            )  # fmt: skip
         self.model_file = model_file
         self.precision = precision
         self.batch_independent = self.export.batch_independent(precision)
@@ -93,12 +100,14 @@ def export_file(settings: EngineSettings, precision: str) -> Path:
 def exported(model: str, calibration_audio: str | None = None) -> Path:
     """The export of `model` (a local directory by now: model_source.py resolves hub ids),
     made now if there is none yet, kept by the checkpoint's content hash and the export's
-    version (a newer export is made again, not mistaken for an old one)."""
+    version (a newer export is made again, not mistaken for an old one), and apart for CPUs
+    that take signed int8 attention (export.quantize): a cache shared by machines of both
+    kinds holds one export for each."""
     source = model_directory(model)
     return kept_export(
         "onnx", "ONNX", source, FILES["fp32"],
         lambda directory: export_in_subprocess(source, directory, calibration_audio),
-        version=EXPORT_VERSION,
+        version=EXPORT_VERSION, variant="vnni" if exact_byte_products() else "",
     )  # fmt: skip
 
 
