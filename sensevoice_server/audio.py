@@ -8,7 +8,9 @@ paths), so we decode with PyAV and give funasr arrays only (docs/ARCHITECTURE.md
 from __future__ import annotations
 
 import io
+import struct
 import threading
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -104,6 +106,8 @@ def has_audio(path: str) -> bool:
 def declared_duration(data: Upload) -> float | None:
     """The duration the container's header declares, without decoding; None if it declares
     none or cannot be opened (decode() then says what is wrong)."""
+    if (plain := plain_wav(data)) is not None:
+        return plain[1] / SAMPLE_RATE
     try:
         with av.open(readable(data), mode="r") as container:
             if container.duration is None or not container.streams.audio:
@@ -127,14 +131,16 @@ def decode(
     `cancelled` event stops the decode between two frames (the client has gone).
     """
     check_size(upload_size(data), limits)
-    max_samples = int(limits.max_duration_s * SAMPLE_RATE)
+    watch = _Watch(int(limits.max_duration_s * SAMPLE_RATE), limits, progress, cancelled)
     try:
-        with av.open(readable(data), mode="r") as container:
-            if not container.streams.audio:
-                raise UnsupportedAudio("The file has no audio track.")
-            watch = _Watch(max_samples, limits, progress, cancelled)
-            samples = _decode_stream(container, watch)
-            _check_complete(container, samples)
+        if (plain := plain_wav(data)) is not None:
+            samples = _read_plain(data, *plain, watch)
+        else:
+            with av.open(readable(data), mode="r") as container:
+                if not container.streams.audio:
+                    raise UnsupportedAudio("The file has no audio track.")
+                samples = _decode_stream(container, watch)
+                _check_complete(container, samples)
     except (av.FFmpegError, ValueError, IndexError, EOFError) as error:
         raise UnsupportedAudio(
             "The file could not be decoded as audio. Supported: WAV, MP3, M4A/AAC, "
@@ -142,6 +148,36 @@ def decode(
         ) from error
     if samples.size == 0:
         raise EmptyAudio("The file contains no audio samples.")
+    return samples
+
+
+def plain_wav(data: Upload) -> tuple[int, int] | None:
+    """Where the samples of a WAV already in the service's format (16 kHz mono 16-bit PCM)
+    begin, and how many there are; None for anything else, which FFmpeg decodes.
+
+    The gap: PyAV opens every file with FFmpeg's probe and a resampler, 3.5 ms to read a
+    10 s WAV's header and 6.5 ms to decode it, where this format needs one conversion
+    (0.3 ms); the samples are the same to the bit (s16 to float is a division by 32768 in
+    FFmpeg too). A file whose data runs short of its header goes to FFmpeg, which says so.
+    """
+    handle = readable(data)
+    try:
+        with wave.open(handle, "rb") as reader:  # leaves `handle` open: it did not open it
+            start, frames = handle.tell(), reader.getnframes()
+            format_ = (reader.getnchannels(), reader.getsampwidth(), reader.getframerate())
+    except (wave.Error, EOFError, struct.error, ValueError):
+        return None
+    whole = start + 2 * frames <= upload_size(data)
+    return (start, frames) if format_ == (1, 2, SAMPLE_RATE) and whole else None
+
+
+def _read_plain(data: Upload, start: int, frames: int, watch: _Watch) -> np.ndarray:
+    watch.declared_s = frames / SAMPLE_RATE
+    watch(frames)  # the duration limit, cancellation and progress, before reading
+    handle = readable(data)
+    handle.seek(start)
+    steps = np.frombuffer(handle.read(2 * frames), dtype="<i2")
+    samples: np.ndarray = np.multiply(steps, np.float32(1 / 32768), dtype=np.float32)
     return samples
 
 

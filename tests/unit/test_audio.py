@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensevoice_server.audio import AudioLimits, decode
+from sensevoice_server.audio import AudioLimits, declared_duration, decode, plain_wav
 from sensevoice_server.errors import EmptyAudio, TooLarge, TooLong, UnsupportedAudio
 from sensevoice_server.pcm import SAMPLE_RATE
 from sensevoice_server.testing.audio_files import wav_bytes
@@ -66,6 +66,33 @@ def test_over_the_byte_limit_is_refused_before_decoding() -> None:
 def test_over_the_duration_limit_is_refused() -> None:
     with pytest.raises(TooLong, match="longer than the limit of 2 seconds"):
         decode((SAMPLES / "en.wav").read_bytes(), AudioLimits(max_bytes=10**8, max_duration_s=2))
+
+
+def test_a_wav_in_the_services_format_is_read_without_ffmpeg_to_the_same_samples(
+    tmp_path: Path,
+) -> None:
+    """16 kHz mono 16-bit WAV (what most clients send) skips FFmpeg's probe and resampler,
+    10 ms of a 10 s request; its samples are FFmpeg's to the bit. Any other WAV, and a
+    plain one whose data runs short of its header (a recorder's stream WAV may declare no
+    size or the largest), still go to FFmpeg, which decodes what is there."""
+    data = (SAMPLES / "en.wav").read_bytes()
+    assert (
+        plain_wav(data) is not None and plain_wav(SAMPLES.joinpath("en.mp3").read_bytes()) is None
+    )
+    assert plain_wav((SAMPLES / "en_44k_stereo.wav").read_bytes()) is None
+    by_ffmpeg = tmp_path / "en.f32"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(SAMPLES / "en.wav"), "-f", "f32le",
+                    "-ac", "1", "-ar", str(SAMPLE_RATE), str(by_ffmpeg)], check=True)  # fmt: skip
+    samples = decode(data, LIMITS)
+    assert np.array_equal(samples, np.fromfile(by_ffmpeg, dtype="<f4"))
+    assert declared_duration(data) == samples.size / SAMPLE_RATE
+    with open(SAMPLES / "en.wav", "rb") as spooled:  # the HTTP routes pass a file
+        assert np.array_equal(decode(spooled, LIMITS), samples)
+    cut = data[: len(data) // 3]
+    assert plain_wav(cut) is None
+    assert np.array_equal(decode(cut, LIMITS), samples[: (len(cut) - 44) // 2])
+    with pytest.raises(TooLong, match=r"is \d+\.\d seconds long, longer than the limit of 2"):
+        decode(data, AudioLimits(max_bytes=10**8, max_duration_s=2))
 
 
 @pytest.mark.parametrize("container", ["mp4", "webm"])

@@ -1,7 +1,7 @@
 """Both backends see the features funasr computes: engine/features.py equals WavFrontend.
 
 The ONNX backend cannot use funasr's frontend (a torch module inside AutoModel), so
-engine/features.py computes the same numbers with numpy and kaldi-native-fbank. If they drift
+engine/features.py computes the same numbers with numpy. If they drift
 apart (a new funasr, a new kaldi-native-fbank), the two backends stop giving the reference
 transcript in ways that are hard to trace; this test names the cause.
 """
@@ -42,4 +42,9 @@ def test_features_equal_funasrs_wav_frontend(clip: str, tiny_model: Path) -> Non
     ours = features(samples, Cmvn.from_am_mvn(am_mvn))
     theirs = funasr_features(samples, am_mvn)
     assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3)
+    difference = np.abs(ours - theirs)
+    # float32 rounding, in another order of summation: a wrong window, filter or frame moves
+    # most values by far more than 1e-4; the log turns the rounding of a bin with next to
+    # no energy (a near-silent frame's) into up to 1e-2
+    assert np.quantile(difference, 0.999) < 1e-4
+    assert difference.max() < 1e-2
