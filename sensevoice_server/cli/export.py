@@ -43,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     vad.add_argument("out_dir", type=Path, nargs="?",
                      help="where to write model.onnx (default: VAD_DIR-onnx)")  # fmt: skip
     vad.set_defaults(run=run_vad)
+    add_silero_parser(commands)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,3 +81,22 @@ def source_and_out(setting: str, given: Path, out: Path | None) -> tuple[Path, P
         print(f"error: {error}", file=sys.stderr)
         return None
     return source, out or source.with_name(source.name + "-onnx")
+
+
+def add_silero_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    silero = commands.add_parser(
+        "export-silero",
+        help="silero VAD's ONNX file with its convolutions as 2-D ones (faster here)",
+        description="The server makes this file by itself at first start (silero is the live "
+        "VAD, and --vad-model silero-vad's) and keeps it under ~/.cache/sensevoice/silero-vad/.",
+    )
+    silero.add_argument("shipped", type=Path, help="silero_vad_16k_sequence.onnx")
+    silero.add_argument("out_dir", type=Path, help="where to write model.onnx")
+    silero.set_defaults(run=run_silero)
+
+
+def run_silero(args: argparse.Namespace) -> int:
+    from sensevoice_server.engine.silero_2d import write_2d
+
+    print(write_2d(args.shipped, args.out_dir))
+    return 0

@@ -12,7 +12,8 @@ call, with the LSTM's state (h, c) as an explicit input and output. Hence:
   microsoft/onnxruntime#19301: "InferenceSession::Run() is guaranteed to be thread-safe");
 - a block of windows costs one call, not one per window (the per-call overhead and the
   Python loop are what a 32 ms window mostly costs);
-- the probabilities do not depend on how the audio is split into blocks (tested).
+- the probabilities do not depend on how the audio is split into blocks (tested);
+- its 1-D convolutions run as 2-D ones, 1.6x faster (silero_2d.py).
 
 Gap filled: silero's own `SileroVADSequence` does this in numpy and onnxruntime, but
 importing it imports the silero_vad package, whose `__init__` imports torch.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sensevoice_server.engine.silero_2d import served_file
 from sensevoice_server.errors import ModelLoadError
 
 WINDOW = 512  # samples: silero's window at 16 kHz (32 ms)
@@ -68,7 +70,7 @@ def _session() -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(
-        str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        str(served_file(model_path())), sess_options=options, providers=["CPUExecutionProvider"]
     )
 
 
