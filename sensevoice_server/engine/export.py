@@ -140,7 +140,7 @@ def quantize(
     right-hand operands (keys and values) are QInt8, and onnxruntime is told to keep them
     so (by default it turns int8 activations back to uint8 on x86). Only for CPUs with VNNI
     or AMX: AVX2's u8 x s8 multiply-add saturates on full-range activations. Measured on
-    the full-size encoder, one thread: 1.13x at 10 s, 1.38x at 60 s (docs/FACTS.md).
+    the full-size encoder, one thread: 1.14x at 10 s, 1.20x at 60 s (docs/FACTS.md).
     """
     from onnxruntime.quantization import (
         CalibrationMethod,

@@ -96,7 +96,7 @@ def fbank(samples: np.ndarray) -> np.ndarray:
 
     kaldi's fbank with `fbank_options`, every frame at once: kaldi-native-fbank computes it
     frame by frame (12.6 ms per 10 s of audio here), this in 3 ms, the same numbers to float32
-    rounding (docs/FACTS.md, "Features without torch"). Clips shorter than one 25 ms frame,
+    rounding (docs/FACTS.md, "ONNX and onnxruntime"). Clips shorter than one 25 ms frame,
     which funasr frames with their own length, go to kaldi-native-fbank itself."""
     wave = np.asarray(samples, dtype=np.float32) * np.float32(32768.0)
     if wave.size < WINDOW:
